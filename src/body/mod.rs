@@ -1,0 +1,299 @@
+//! Response bodies: what a response sends after its head, and how file bytes are produced.
+//!
+//! A [`ResponseBody`] is a list of [`Segment`]s: literal bytes (error pages, multipart part
+//! headers) and file ranges. How a file range becomes body chunks is the `--mode`:
+//!
+//! | mode | file range becomes | file |
+//! |---|---|---|
+//! | `sendfile`, `mmap` | [`MappedChunk`] windows, written by `sendfile` or `writev` | `mapped.rs` |
+//! | `chunked` | `Bytes` read with `pread` on the blocking pool, `--chunk-size` at a time | `chunked.rs` |
+//! | `read-all` | one `Bytes` per range, read before the response starts | `read_all.rs` |
+//!
+//! Whatever the mode, a file that turns out shorter than promised ends the body with an error,
+//! never with padding: hyper then closes the connection, so the client sees a short response,
+//! not a complete-looking wrong one.
+
+pub mod chunked;
+pub mod mapped;
+pub mod read_all;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::task::JoinHandle;
+
+pub use mapped::{FileSpan, MappedChunk, MappedRegistry};
+
+use crate::stats::ServerStats;
+
+/// A piece of a response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Bytes already in memory.
+    Bytes(Bytes),
+    /// `len` bytes of the response's file from `offset`.
+    File {
+        /// File offset of the first byte.
+        offset: u64,
+        /// Number of bytes.
+        len: u64,
+    },
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Bytes(bytes) => bytes.len() as u64,
+            Segment::File { len, .. } => *len,
+        }
+    }
+}
+
+/// How file segments are turned into chunks.
+#[derive(Debug, Clone)]
+pub enum FileStrategy {
+    /// Memory-mapped windows of at most `window` bytes, registered so the connection can send
+    /// them with `sendfile` (or write them with `writev`).
+    Mapped {
+        /// Largest window mapped at once.
+        window: usize,
+        /// The connection's registry.
+        registry: Arc<MappedRegistry>,
+    },
+    /// `pread` into fresh buffers of at most `chunk_size` bytes.
+    Chunked {
+        /// Buffer size.
+        chunk_size: usize,
+    },
+}
+
+/// One chunk of body data, as hyper queues it.
+#[derive(Debug)]
+pub enum BodyChunk {
+    /// Bytes in a user-space buffer.
+    Copied(Bytes),
+    /// A window of a memory-mapped file.
+    Mapped(MappedChunk),
+}
+
+impl Buf for BodyChunk {
+    fn remaining(&self) -> usize {
+        match self {
+            BodyChunk::Copied(b) => b.remaining(),
+            BodyChunk::Mapped(m) => m.remaining(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            BodyChunk::Copied(b) => b.chunk(),
+            BodyChunk::Mapped(m) => m.chunk(),
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        match self {
+            BodyChunk::Copied(b) => b.advance(cnt),
+            BodyChunk::Mapped(m) => m.advance(cnt),
+        }
+    }
+}
+
+/// Called once when a body is dropped, with the bytes it produced and whether it produced all
+/// of them (the access log and the connection's idle tracking hang off this).
+pub type BodyFinished = Box<dyn FnOnce(u64, bool) + Send + Sync>;
+
+/// The body of every response reelserve sends.
+pub struct ResponseBody {
+    segments: VecDeque<Segment>,
+    file: Option<(Arc<File>, FileStrategy)>,
+    stats: Option<Arc<ServerStats>>,
+    pending_read: Option<JoinHandle<io::Result<Bytes>>>,
+    remaining: u64,
+    produced: u64,
+    failed: bool,
+    on_finished: Option<BodyFinished>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("segments", &self.segments.len())
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    /// A body with no bytes (HEAD, 304, and friends).
+    pub fn empty() -> ResponseBody {
+        ResponseBody::from_segments(VecDeque::new(), None, None)
+    }
+
+    /// A body of bytes in memory.
+    pub fn bytes(bytes: impl Into<Bytes>) -> ResponseBody {
+        let bytes = bytes.into();
+        let segments = if bytes.is_empty() {
+            VecDeque::new()
+        } else {
+            VecDeque::from([Segment::Bytes(bytes)])
+        };
+        ResponseBody::from_segments(segments, None, None)
+    }
+
+    /// A body made of segments; file segments come from `file`, produced by its strategy.
+    pub fn from_segments(
+        segments: VecDeque<Segment>,
+        file: Option<(Arc<File>, FileStrategy)>,
+        stats: Option<Arc<ServerStats>>,
+    ) -> ResponseBody {
+        let remaining = segments.iter().map(Segment::len).sum();
+        ResponseBody {
+            segments,
+            file,
+            stats,
+            pending_read: None,
+            remaining,
+            produced: 0,
+            failed: false,
+            on_finished: None,
+        }
+    }
+
+    /// Exact length of the body.
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Registers a callback for when the body is dropped.
+    pub fn on_finished(&mut self, callback: BodyFinished) {
+        self.on_finished = Some(callback);
+    }
+
+    fn produced(&mut self, n: u64) {
+        self.produced += n;
+        self.remaining -= n;
+    }
+
+    fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
+        self.failed = true;
+        self.segments.clear();
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+/// The error for a file that ended before the promised bytes (nginx: "someone has truncated
+/// the file").
+pub fn file_shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shrank while it was being sent",
+    )
+}
+
+impl Body for ResponseBody {
+    type Data = BodyChunk;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(read) = this.pending_read.as_mut() {
+                let result = ready!(Pin::new(read).poll(cx));
+                this.pending_read = None;
+                let bytes = match result {
+                    Ok(Ok(bytes)) if !bytes.is_empty() => bytes,
+                    Ok(Ok(_)) => return this.fail(file_shrank()),
+                    Ok(Err(error)) => return this.fail(error),
+                    Err(join_error) => return this.fail(io::Error::other(join_error)),
+                };
+                if let Some(Segment::File { offset, len }) = this.segments.front_mut() {
+                    *offset += bytes.len() as u64;
+                    *len -= bytes.len() as u64;
+                }
+                if let Some(stats) = &this.stats {
+                    ServerStats::add(&stats.bytes_copied, bytes.len() as u64);
+                }
+                this.produced(bytes.len() as u64);
+                return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Copied(bytes)))));
+            }
+            let Some(segment) = this.segments.front_mut() else {
+                return Poll::Ready(None);
+            };
+            match segment {
+                Segment::Bytes(_) => {
+                    let Some(Segment::Bytes(bytes)) = this.segments.pop_front() else {
+                        unreachable!("front segment was checked to be bytes");
+                    };
+                    this.produced(bytes.len() as u64);
+                    return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Copied(bytes)))));
+                }
+                Segment::File { len: 0, .. } => {
+                    this.segments.pop_front();
+                }
+                Segment::File { offset, len } => {
+                    let Some((file, strategy)) = &this.file else {
+                        return this.fail(io::Error::other("file segment without a file"));
+                    };
+                    match strategy {
+                        FileStrategy::Mapped { window, registry } => {
+                            let n = (*len).min(*window as u64) as usize;
+                            match MappedChunk::map(file, *offset, n, registry) {
+                                Ok(chunk) => {
+                                    *offset += n as u64;
+                                    *len -= n as u64;
+                                    this.produced(n as u64);
+                                    return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Mapped(
+                                        chunk,
+                                    )))));
+                                }
+                                Err(error) => return this.fail(error),
+                            }
+                        }
+                        FileStrategy::Chunked { chunk_size } => {
+                            let n = (*len).min(*chunk_size as u64) as usize;
+                            let (file, at) = (Arc::clone(file), *offset);
+                            this.pending_read = Some(tokio::task::spawn_blocking(move || {
+                                chunked::read_chunk(&file, at, n)
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.pending_read.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(read) = self.pending_read.take() {
+            read.abort();
+        }
+        if let Some(callback) = self.on_finished.take() {
+            callback(self.produced, self.remaining == 0 && !self.failed);
+        }
+    }
+}

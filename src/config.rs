@@ -1,0 +1,171 @@
+//! The command line, which is also the server's typed configuration: every flag, mode and limit
+//! is defined here once, with its `--help` text and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// How response bodies are read from disk and written to the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Kernel to socket with sendfile(2): no copy through user space (Linux; elsewhere: mmap).
+    Sendfile,
+    /// Write slices of a memory map of the file with writev(2): one copy, in the kernel.
+    Mmap,
+    /// Read --chunk-size pieces into buffers and send each (Node's fs.createReadStream).
+    Chunked,
+    /// Read the whole requested range into memory, then send it (Node's fs.readFile).
+    ReadAll,
+}
+
+impl Mode {
+    /// The name used on the command line and in logs and stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Sendfile => "sendfile",
+            Mode::Mmap => "mmap",
+            Mode::Chunked => "chunked",
+            Mode::ReadAll => "read-all",
+        }
+    }
+
+    /// The default: zero-copy where the platform has it.
+    pub fn platform_default() -> Mode {
+        if crate::zero_copy::SENDFILE_AVAILABLE {
+            Mode::Sendfile
+        } else {
+            Mode::Mmap
+        }
+    }
+}
+
+/// Format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// reelserve: serve big files (movies) over HTTP/1.1 the fastest way the OS allows.
+///
+/// With no arguments it serves the current directory on http://127.0.0.1:8000, with an HTML5
+/// player at / that plays movie/big.mp4 (or the sample movie).
+#[derive(Debug, Clone, Parser)]
+#[command(version, about, long_about)]
+pub struct Config {
+    /// Directory to serve. Nothing outside it is ever served, symlinks included.
+    #[arg(long, env = "REELSERVE_ROOT", default_value = ".")]
+    pub root: PathBuf,
+
+    /// Address to listen on (IP:PORT). Port 0 picks a free port; the chosen address is printed.
+    #[arg(long, env = "REELSERVE_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// How to send file bodies [default: sendfile on Linux, mmap elsewhere].
+    #[arg(long, env = "REELSERVE_MODE", value_enum)]
+    pub mode: Option<Mode>,
+
+    /// Buffer size for --mode chunked, in bytes.
+    #[arg(long, env = "REELSERVE_CHUNK_SIZE", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(1..=(64 * 1024 * 1024)))]
+    pub chunk_size: u32,
+
+    /// Cache-Control max-age for files, in seconds (HTML pages always revalidate: no-cache).
+    #[arg(long, env = "REELSERVE_CACHE_MAX_AGE", default_value_t = 3600)]
+    pub cache_max_age: u64,
+
+    /// Seconds a client may take to send a complete request head once it has started one.
+    #[arg(long, env = "REELSERVE_HEADER_TIMEOUT", default_value = "10", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, env = "REELSERVE_IDLE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Seconds a client may accept no response bytes before it is dropped.
+    #[arg(long, env = "REELSERVE_SEND_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub send_timeout: Duration,
+
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    #[arg(long, env = "REELSERVE_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds in-flight responses get to finish after SIGTERM/SIGINT before the server exits.
+    #[arg(long, env = "REELSERVE_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// Do not serve the counters at /_reelserve/stats.
+    #[arg(long, env = "REELSERVE_NO_STATS")]
+    pub no_stats: bool,
+
+    /// Log level or filter (e.g. info, debug, reelserve=trace); RUST_LOG overrides it.
+    #[arg(long, env = "REELSERVE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "REELSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Worker threads for the async runtime [default: one per core].
+    #[arg(long, env = "REELSERVE_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// The mode in force: the flag, or the platform default.
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or_else(Mode::platform_default)
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0 * 365.0) {
+        return Err(format!("`{text}` must be more than 0 and at most a year"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_arguments() {
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(config.addr, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(config.root, PathBuf::from("."));
+        assert_eq!(config.chunk_size, 65536);
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.mode(), Mode::platform_default());
+    }
+
+    #[test]
+    fn modes_parse_by_name() {
+        for mode in [Mode::Sendfile, Mode::Mmap, Mode::Chunked, Mode::ReadAll] {
+            let config = Config::try_parse_from(["reelserve", "--mode", mode.name()]).unwrap();
+            assert_eq!(config.mode(), mode);
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::try_parse_from(["reelserve", "--chunk-size", "0"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--idle-timeout", "-1"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--mode", "splice"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+}

@@ -1,0 +1,35 @@
+//! reelserve: an HTTP/1.1 server for big files that hands file bytes to the kernel.
+//!
+//! The crate is organised by concern, so a behaviour can be found by its name:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`range`] | `Range` header parsing and resolution (sans-IO) |
+//! | [`conditional`] | RFC 9110 §13 preconditions: 304 / 412 / If-Range (sans-IO) |
+//! | [`resolve`] | URL path -> file under the root, safely |
+//! | [`representation`] | an opened file: length, validators, media type |
+//! | [`body`] | response bodies, one strategy per `--mode` |
+//! | [`zero_copy`] | the connection IO that sends mapped file chunks with `sendfile(2)` |
+//! | [`service`] | the hyper service: routing and response heads |
+//! | [`server`] | accept loop, limits, graceful shutdown |
+//! | [`config`] | the command line, which is the configuration |
+//! | [`pages`] | the movie list, directory listings, the built-in player |
+//! | [`stats`] | counters that show which path bytes took |
+#![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod body;
+pub mod conditional;
+pub mod config;
+pub mod error;
+pub mod pages;
+pub mod range;
+pub mod representation;
+pub mod resolve;
+pub mod server;
+pub mod service;
+pub mod stats;
+pub mod zero_copy;
+
+pub use config::{Config, LogFormat, Mode};
+pub use server::{Server, StartupError};

@@ -1,0 +1,145 @@
+//! What a response is about: the bytes of a file (or of a page built into the binary), their
+//! length, validators and media type.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::conditional::Validators;
+
+/// Where the representation's bytes live.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// An open file; its length and validators come from the same `fstat`.
+    File(Arc<File>),
+    /// Bytes compiled into the binary (the fallback player page).
+    Static(Bytes),
+}
+
+/// A selected representation (RFC 9110 §3.2): the thing ranges and validators refer to.
+#[derive(Debug, Clone)]
+pub struct Representation {
+    /// The bytes.
+    pub content: Content,
+    /// Total length in bytes.
+    pub len: u64,
+    /// `ETag` and `Last-Modified`.
+    pub validators: Validators,
+    /// `Content-Type`.
+    pub content_type: String,
+}
+
+impl Representation {
+    /// Opens a file and takes its length and validators from the open descriptor, so they
+    /// describe exactly what will be sent even if the path is replaced meanwhile. Blocking.
+    pub fn open(path: &Path) -> io::Result<Representation> {
+        let file = File::open(path)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(Representation {
+            validators: Validators::from_file_identity(
+                inode(&metadata),
+                metadata.len(),
+                metadata.modified().ok(),
+            ),
+            len: metadata.len(),
+            content: Content::File(Arc::new(file)),
+            content_type: content_type_for(path),
+        })
+    }
+
+    /// A page compiled into the binary; its tag is a hash of its bytes.
+    pub fn from_static(bytes: &'static [u8], content_type: &str) -> Representation {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        Representation {
+            content: Content::Static(Bytes::from_static(bytes)),
+            len: bytes.len() as u64,
+            validators: Validators {
+                etag: format!("builtin-{:016x}", hasher.finish()),
+                last_modified: None,
+            },
+            content_type: content_type.to_string(),
+        }
+    }
+
+    /// Whether this is an HTML page (pages revalidate on every use; media are cached).
+    pub fn is_html(&self) -> bool {
+        self.content_type.starts_with("text/html")
+    }
+}
+
+#[cfg(unix)]
+fn inode(metadata: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(metadata)
+}
+
+#[cfg(not(unix))]
+fn inode(_metadata: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// `Content-Type` by file extension (mime_guess), with `charset=utf-8` for text types and the
+/// video types browsers expect. Unknown extensions are `application/octet-stream`.
+pub fn content_type_for(path: &Path) -> String {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    // mime_guess knows these, but a movie server should not depend on its table for them.
+    let known = match extension.as_deref() {
+        Some("mp4" | "m4v") => Some("video/mp4"),
+        Some("webm") => Some("video/webm"),
+        Some("mkv") => Some("video/x-matroska"),
+        Some("mov") => Some("video/quicktime"),
+        Some("html" | "htm") => Some("text/html; charset=utf-8"),
+        _ => None,
+    };
+    if let Some(known) = known {
+        return known.to_string();
+    }
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let essence = mime.essence_str();
+    if mime.type_() == mime_guess::mime::TEXT
+        || matches!(
+            essence,
+            "application/javascript" | "application/json" | "image/svg+xml"
+        )
+    {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_by_extension() {
+        let cases = [
+            ("movie/big.mp4", "video/mp4"),
+            ("a.MP4", "video/mp4"),
+            ("a.webm", "video/webm"),
+            ("a.m4v", "video/mp4"),
+            ("html/movie_player.html", "text/html; charset=utf-8"),
+            ("style.css", "text/css; charset=utf-8"),
+            ("notes.txt", "text/plain; charset=utf-8"),
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("data.json", "application/json; charset=utf-8"),
+            ("poster.png", "image/png"),
+            ("blob.unknownext", "application/octet-stream"),
+            ("noextension", "application/octet-stream"),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(content_type_for(Path::new(path)), expected, "{path}");
+        }
+    }
+}

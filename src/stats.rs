@@ -1,0 +1,61 @@
+//! Per-server counters: how many bytes left by which path. They are what proves, in tests and on
+//! the player page, that `sendfile` mode really moves file bytes with `sendfile(2)` and the other
+//! modes do not. Relaxed atomics: these are figures to read, not to synchronise on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters for one running server.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Requests whose head was parsed and handed to the service.
+    pub requests: AtomicU64,
+    /// Responses with status 206.
+    pub responses_206: AtomicU64,
+    /// Every byte written to client sockets (heads and bodies), by any path.
+    pub bytes_sent: AtomicU64,
+    /// File bytes sent with `sendfile(2)` (no user-space copy).
+    pub bytes_sendfile: AtomicU64,
+    /// `sendfile(2)` calls that moved at least one byte.
+    pub sendfile_calls: AtomicU64,
+    /// File bytes written with `writev` straight from a memory map.
+    pub bytes_writev_mapped: AtomicU64,
+    /// File bytes read into user-space buffers (`chunked` and `read-all` modes).
+    pub bytes_copied: AtomicU64,
+    /// Connections accepted and not yet closed.
+    pub open_connections: AtomicU64,
+    /// Connections accepted since start.
+    pub connections_accepted: AtomicU64,
+    /// Sends that ended because the file shrank while it was being sent.
+    pub truncated_sends: AtomicU64,
+}
+
+impl ServerStats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counters as a JSON object (field names as above).
+    pub fn to_json(&self, mode: &str) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            concat!(
+                "{{\"mode\":\"{}\",\"requests\":{},\"responses_206\":{},\"bytes_sent\":{},",
+                "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
+                "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
+                "\"truncated_sends\":{}}}"
+            ),
+            mode,
+            get(&self.requests),
+            get(&self.responses_206),
+            get(&self.bytes_sent),
+            get(&self.bytes_sendfile),
+            get(&self.sendfile_calls),
+            get(&self.bytes_writev_mapped),
+            get(&self.bytes_copied),
+            get(&self.open_connections),
+            get(&self.connections_accepted),
+            get(&self.truncated_sends),
+        )
+    }
+}

@@ -1,0 +1,355 @@
+//! The connection IO under hyper: where file bytes leave through `sendfile(2)`.
+//!
+//! hyper 1.x writes HTTP/1 messages with `poll_write_vectored` when the IO says
+//! `is_write_vectored()`; with `writev(true)` it queues body chunks as they are (no copy) and
+//! passes `[head, chunk, ...]` as `IoSlice`s. [`ZeroCopyStream`] looks each slice up in the
+//! connection's [`MappedRegistry`]: a slice that is a mapped file window goes out with `sendfile`
+//! from the file descriptor (the pages are never touched in user space), everything before it
+//! with one `sendmsg(MSG_MORE)`, so a head and the first file bytes share packets as nginx's
+//! `tcp_nopush` makes them. hyper then advances its queue by what we report, exactly as if we
+//! had written the slice. See DESIGN.md §3.
+//!
+//! Where `sendfile` is not available (other OSes, `--features portable-only`) or refuses the
+//! socket at run time (EINVAL, ENOSYS, EOPNOTSUPP), mapped slices are written with plain
+//! `writev` from the mapping: the `mmap` mode.
+//!
+//! The stream also enforces the per-connection time limits, because it is the one place that
+//! sees every read and write: the request-head timeout, the keep-alive idle timeout and the
+//! send-stall timeout.
+
+#[cfg(all(target_os = "linux", not(feature = "portable-only")))]
+mod linux;
+#[cfg(not(all(target_os = "linux", not(feature = "portable-only"))))]
+mod portable;
+#[cfg(all(target_os = "linux", not(feature = "portable-only")))]
+use linux as platform;
+#[cfg(not(all(target_os = "linux", not(feature = "portable-only"))))]
+use portable as platform;
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::body::{file_shrank, MappedRegistry};
+use crate::stats::ServerStats;
+
+/// Whether this build can send with `sendfile(2)`.
+pub const SENDFILE_AVAILABLE: bool = platform::SENDFILE_AVAILABLE;
+
+/// Largest single `sendfile` call: one fast client on a worker yields to the others at least
+/// this often (nginx's `sendfile_max_chunk` default is 2 MiB).
+pub const MAX_SENDFILE_CHUNK: usize = 2 * 1024 * 1024;
+
+/// State shared by a connection's IO and the service answering its requests.
+#[derive(Debug, Default)]
+pub struct ConnShared {
+    /// Mapped regions of this connection's queued body chunks.
+    pub registry: Arc<MappedRegistry>,
+    /// Requests whose response body has not been dropped yet.
+    in_flight: AtomicUsize,
+    /// Requests handed to the service so far.
+    started: AtomicU64,
+}
+
+impl ConnShared {
+    /// The service calls this when hyper hands it a request head.
+    pub fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.started.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Called when a response body is dropped (sent, failed or abandoned).
+    pub fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Per-connection settings.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Send mapped slices with `sendfile` (else `writev`).
+    pub use_sendfile: bool,
+    /// Time to receive a whole request head, from its first byte (or from accept).
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// Time a client may accept no bytes while we have some to send.
+    pub send_timeout: Duration,
+}
+
+/// A TCP connection as hyper's IO, with zero-copy writes and time limits.
+pub struct ZeroCopyStream {
+    io: TokioIo<TcpStream>,
+    shared: Arc<ConnShared>,
+    stats: Arc<ServerStats>,
+    options: StreamOptions,
+    /// When the current request head started arriving (or the connection was accepted);
+    /// `None` while no head is being received.
+    head_started: Option<Instant>,
+    /// When the connection last became idle (no request in flight).
+    idle_since: Instant,
+    /// Requests started as last seen, to notice new ones.
+    seen_started: u64,
+    /// Whether a request was in flight at the last poll, to notice the end of one.
+    was_busy: bool,
+    /// Since when writes have made no progress.
+    stalled_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl ZeroCopyStream {
+    /// Wraps an accepted connection.
+    pub fn new(
+        tcp: TcpStream,
+        shared: Arc<ConnShared>,
+        stats: Arc<ServerStats>,
+        options: StreamOptions,
+    ) -> ZeroCopyStream {
+        let now = Instant::now();
+        ZeroCopyStream {
+            io: TokioIo::new(tcp),
+            shared,
+            stats,
+            options: StreamOptions {
+                use_sendfile: options.use_sendfile && SENDFILE_AVAILABLE,
+                ..options
+            },
+            head_started: Some(now),
+            idle_since: now,
+            seen_started: 0,
+            was_busy: false,
+            stalled_since: None,
+            timer: Box::pin(tokio::time::sleep_until(now + options.header_timeout)),
+        }
+    }
+
+    /// Notices requests that started or finished since the last poll.
+    fn track_requests(&mut self) {
+        let started = self.shared.started.load(Ordering::Acquire);
+        if started != self.seen_started {
+            self.seen_started = started;
+            self.head_started = None;
+        }
+        let busy = self.shared.in_flight.load(Ordering::Acquire) > 0;
+        if self.was_busy && !busy {
+            self.idle_since = Instant::now();
+        }
+        self.was_busy = busy;
+    }
+
+    /// Arms the timer for `deadline` and reports whether it has passed. Registers the waker, so
+    /// a `Pending` return is always woken by the socket or by the deadline.
+    fn deadline_passed(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        // One timer serves reads and writes: arm it for the earlier deadline.
+        if self.timer.deadline() > deadline || self.timer.is_elapsed() {
+            self.timer.as_mut().reset(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            // An earlier, stale deadline fired: re-arm for this one so the waker stays set.
+            self.timer.as_mut().reset(deadline);
+            if self.timer.as_mut().poll(cx).is_ready() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn on_write_result(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.stalled_since = None;
+                    ServerStats::add(&self.stats.bytes_sent, n as u64);
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                let since = *self.stalled_since.get_or_insert_with(Instant::now);
+                if self.deadline_passed(since + self.options.send_timeout, cx) {
+                    tracing::debug!("client accepted no bytes for the send timeout; closing");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "send timeout: the client stopped reading",
+                    )));
+                }
+                Poll::Pending
+            }
+            error => error,
+        }
+    }
+
+    /// The `writev` path: plain vectored write; mapped bytes among `bufs` are counted as such.
+    fn poll_writev(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs))?;
+        let mut left = written;
+        let mut mapped = 0;
+        for buf in bufs {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(buf.len());
+            if self.shared.registry.lookup(buf.as_ptr()).is_some() {
+                mapped += n;
+            }
+            left -= n;
+        }
+        ServerStats::add(&self.stats.bytes_writev_mapped, mapped as u64);
+        Poll::Ready(Ok(written))
+    }
+
+    /// The zero-copy path: bytes before the first mapped slice go out with `sendmsg(MSG_MORE)`,
+    /// a mapped slice goes out with `sendfile`.
+    fn poll_write_zero_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let first_mapped = bufs
+            .iter()
+            .position(|b| !b.is_empty() && self.shared.registry.lookup(b.as_ptr()).is_some());
+        match first_mapped {
+            None => self.poll_writev(cx, bufs),
+            Some(0) => {
+                let Some(span) = self.shared.registry.lookup(bufs[0].as_ptr()) else {
+                    return self.poll_writev(cx, bufs);
+                };
+                let count = bufs[0].len().min(span.available).min(MAX_SENDFILE_CHUNK);
+                match ready!(platform::poll_sendfile(
+                    self.io.inner(),
+                    cx,
+                    &span.file,
+                    span.offset,
+                    count
+                )) {
+                    Ok(0) => {
+                        ServerStats::add(&self.stats.truncated_sends, 1);
+                        tracing::error!(
+                            offset = span.offset,
+                            "file shrank while it was being sent; closing the connection"
+                        );
+                        Poll::Ready(Err(file_shrank()))
+                    }
+                    Ok(sent) => {
+                        ServerStats::add(&self.stats.bytes_sendfile, sent as u64);
+                        ServerStats::add(&self.stats.sendfile_calls, 1);
+                        Poll::Ready(Ok(sent))
+                    }
+                    Err(error) if platform::is_refusal(&error) => {
+                        tracing::debug!(%error, "sendfile refused this socket; falling back to writev");
+                        self.options.use_sendfile = false;
+                        self.poll_writev(cx, bufs)
+                    }
+                    Err(error) => Poll::Ready(Err(error)),
+                }
+            }
+            Some(n) => platform::poll_send_more(self.io.inner(), cx, &bufs[..n]),
+        }
+    }
+
+    /// Test hook: behave as if `sendfile` had refused this socket.
+    #[doc(hidden)]
+    pub fn simulate_sendfile_refusal(&mut self) {
+        self.options.use_sendfile = false;
+    }
+}
+
+impl Read for ZeroCopyStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.track_requests();
+        // hyper-util's TokioIo does the unsafe cursor plumbing; we only watch the outcome.
+        let mut probe = Pin::new(&mut this.io);
+        match probe.as_mut().poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                // Bytes while nothing is in flight start a request head.
+                if !this.was_busy && this.head_started.is_none() {
+                    this.head_started = Some(Instant::now());
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                if this.was_busy {
+                    return Poll::Pending;
+                }
+                let (deadline, what) = match this.head_started {
+                    Some(started) => (started + this.options.header_timeout, "request head"),
+                    None => (
+                        this.idle_since + this.options.idle_timeout,
+                        "keep-alive idle",
+                    ),
+                };
+                if this.deadline_passed(deadline, cx) {
+                    tracing::debug!("{what} timeout; closing the connection");
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{what} timeout"),
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Write for ZeroCopyStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.track_requests();
+        let result = if this.options.use_sendfile {
+            this.poll_write_zero_copy(cx, bufs)
+        } else {
+            this.poll_writev(cx, bufs)
+        };
+        this.on_write_result(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        // This is what makes hyper queue body chunks (WriteStrategy::Queue) instead of copying
+        // them into its head buffer.
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
