@@ -22,7 +22,8 @@ use std::fs::File;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -74,9 +75,16 @@ pub enum FileStrategy {
     },
 }
 
-/// One chunk of body data, as hyper queues it.
+/// One chunk of body data, as hyper queues it. It reports the bytes hyper writes from it to the
+/// response's [`ResponseProgress`], so the access log counts bytes that really left.
 #[derive(Debug)]
-pub enum BodyChunk {
+pub struct BodyChunk {
+    data: ChunkData,
+    progress: Arc<ResponseProgress>,
+}
+
+#[derive(Debug)]
+enum ChunkData {
     /// Bytes in a user-space buffer.
     Copied(Bytes),
     /// A window of a memory-mapped file.
@@ -85,30 +93,64 @@ pub enum BodyChunk {
 
 impl Buf for BodyChunk {
     fn remaining(&self) -> usize {
-        match self {
-            BodyChunk::Copied(b) => b.remaining(),
-            BodyChunk::Mapped(m) => m.remaining(),
+        match &self.data {
+            ChunkData::Copied(b) => b.remaining(),
+            ChunkData::Mapped(m) => m.remaining(),
         }
     }
 
     fn chunk(&self) -> &[u8] {
-        match self {
-            BodyChunk::Copied(b) => b.chunk(),
-            BodyChunk::Mapped(m) => m.chunk(),
+        match &self.data {
+            ChunkData::Copied(b) => b.chunk(),
+            ChunkData::Mapped(m) => m.chunk(),
         }
     }
 
     fn advance(&mut self, cnt: usize) {
-        match self {
-            BodyChunk::Copied(b) => b.advance(cnt),
-            BodyChunk::Mapped(m) => m.advance(cnt),
+        match &mut self.data {
+            ChunkData::Copied(b) => b.advance(cnt),
+            ChunkData::Mapped(m) => m.advance(cnt),
         }
+        self.progress.sent.fetch_add(cnt as u64, Ordering::Relaxed);
     }
 }
 
-/// Called once when a body is dropped, with the bytes it produced and whether it produced all
-/// of them (the access log and the connection's idle tracking hang off this).
+/// Called once when a response is over, with the body bytes written to the socket and whether
+/// that was all of them (the access log and the connection's idle tracking hang off this).
 pub type BodyFinished = Box<dyn FnOnce(u64, bool) + Send + Sync>;
+
+/// How much of one response's body has been written. Shared by the body and every chunk it
+/// produced; when the last of them is dropped the response is over (hyper drops the body when
+/// it has produced everything, but the chunks are written after that).
+pub struct ResponseProgress {
+    expected: u64,
+    sent: AtomicU64,
+    failed: AtomicBool,
+    on_finished: Mutex<Option<BodyFinished>>,
+}
+
+impl std::fmt::Debug for ResponseProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseProgress")
+            .field("expected", &self.expected)
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl Drop for ResponseProgress {
+    fn drop(&mut self) {
+        let callback = self
+            .on_finished
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(callback) = callback {
+            let sent = *self.sent.get_mut();
+            callback(sent, sent == self.expected && !*self.failed.get_mut());
+        }
+    }
+}
 
 /// The body of every response reelserve sends.
 pub struct ResponseBody {
@@ -117,9 +159,7 @@ pub struct ResponseBody {
     stats: Option<Arc<ServerStats>>,
     pending_read: Option<JoinHandle<io::Result<Bytes>>>,
     remaining: u64,
-    produced: u64,
-    failed: bool,
-    on_finished: Option<BodyFinished>,
+    progress: Arc<ResponseProgress>,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -161,9 +201,12 @@ impl ResponseBody {
             stats,
             pending_read: None,
             remaining,
-            produced: 0,
-            failed: false,
-            on_finished: None,
+            progress: Arc::new(ResponseProgress {
+                expected: remaining,
+                sent: AtomicU64::new(0),
+                failed: AtomicBool::new(false),
+                on_finished: Mutex::new(None),
+            }),
         }
     }
 
@@ -177,18 +220,40 @@ impl ResponseBody {
         self.remaining == 0
     }
 
-    /// Registers a callback for when the body is dropped.
+    /// Registers a callback for when the response is over: the body and every chunk it
+    /// produced have been dropped.
     pub fn on_finished(&mut self, callback: BodyFinished) {
-        self.on_finished = Some(callback);
+        *self
+            .progress
+            .on_finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(callback);
     }
 
-    fn produced(&mut self, n: u64) {
-        self.produced += n;
-        self.remaining -= n;
+    /// Hands `data` to hyper as the next chunk.
+    fn yield_chunk(
+        &mut self,
+        data: ChunkData,
+    ) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
+        let n = match &data {
+            ChunkData::Copied(b) => b.len(),
+            ChunkData::Mapped(m) => m.remaining(),
+        };
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(BodyChunk {
+            data,
+            progress: Arc::clone(&self.progress),
+        }))))
     }
 
     fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
-        self.failed = true;
+        if let Some(stats) = &self.stats {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                ServerStats::add(&stats.truncated_sends, 1);
+            }
+        }
+        tracing::error!(%error, "response body failed; closing the connection");
+        self.progress.failed.store(true, Ordering::Relaxed);
         self.segments.clear();
         Poll::Ready(Some(Err(error)))
     }
@@ -229,8 +294,7 @@ impl Body for ResponseBody {
                 if let Some(stats) = &this.stats {
                     ServerStats::add(&stats.bytes_copied, bytes.len() as u64);
                 }
-                this.produced(bytes.len() as u64);
-                return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Copied(bytes)))));
+                return this.yield_chunk(ChunkData::Copied(bytes));
             }
             let Some(segment) = this.segments.front_mut() else {
                 return Poll::Ready(None);
@@ -240,8 +304,7 @@ impl Body for ResponseBody {
                     let Some(Segment::Bytes(bytes)) = this.segments.pop_front() else {
                         unreachable!("front segment was checked to be bytes");
                     };
-                    this.produced(bytes.len() as u64);
-                    return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Copied(bytes)))));
+                    return this.yield_chunk(ChunkData::Copied(bytes));
                 }
                 Segment::File { len: 0, .. } => {
                     this.segments.pop_front();
@@ -257,10 +320,7 @@ impl Body for ResponseBody {
                                 Ok(chunk) => {
                                     *offset += n as u64;
                                     *len -= n as u64;
-                                    this.produced(n as u64);
-                                    return Poll::Ready(Some(Ok(Frame::data(BodyChunk::Mapped(
-                                        chunk,
-                                    )))));
+                                    return this.yield_chunk(ChunkData::Mapped(chunk));
                                 }
                                 Err(error) => return this.fail(error),
                             }
@@ -291,9 +351,6 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let Some(read) = self.pending_read.take() {
             read.abort();
-        }
-        if let Some(callback) = self.on_finished.take() {
-            callback(self.produced, self.remaining == 0 && !self.failed);
         }
     }
 }

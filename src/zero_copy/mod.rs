@@ -194,13 +194,29 @@ impl ZeroCopyStream {
         }
     }
 
+    /// Counts and logs a send cut short because the file shrank (nginx: "someone has truncated
+    /// the file"); the error closes the connection, so the client sees a short response.
+    fn file_shrank(&self) -> io::Error {
+        ServerStats::add(&self.stats.truncated_sends, 1);
+        tracing::error!("file shrank while it was being sent; closing the connection");
+        file_shrank()
+    }
+
     /// The `writev` path: plain vectored write; mapped bytes among `bufs` are counted as such.
     fn poll_writev(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs))?;
+        let written = match ready!(Pin::new(&mut self.io).poll_write_vectored(cx, bufs)) {
+            Ok(written) => written,
+            // The kernel could not read a mapped page: the file was truncated under the
+            // mapping. (User space never reads those pages, so this is EFAULT, not SIGBUS.)
+            Err(error) if error.raw_os_error() == Some(libc::EFAULT) => {
+                return Poll::Ready(Err(self.file_shrank()));
+            }
+            Err(error) => return Poll::Ready(Err(error)),
+        };
         let mut left = written;
         let mut mapped = 0;
         for buf in bufs {
@@ -241,14 +257,7 @@ impl ZeroCopyStream {
                     span.offset,
                     count
                 )) {
-                    Ok(0) => {
-                        ServerStats::add(&self.stats.truncated_sends, 1);
-                        tracing::error!(
-                            offset = span.offset,
-                            "file shrank while it was being sent; closing the connection"
-                        );
-                        Poll::Ready(Err(file_shrank()))
-                    }
+                    Ok(0) => Poll::Ready(Err(self.file_shrank())),
                     Ok(sent) => {
                         ServerStats::add(&self.stats.bytes_sendfile, sent as u64);
                         ServerStats::add(&self.stats.sendfile_calls, 1);
@@ -264,12 +273,6 @@ impl ZeroCopyStream {
             }
             Some(n) => platform::poll_send_more(self.io.inner(), cx, &bufs[..n]),
         }
-    }
-
-    /// Test hook: behave as if `sendfile` had refused this socket.
-    #[doc(hidden)]
-    pub fn simulate_sendfile_refusal(&mut self) {
-        self.options.use_sendfile = false;
     }
 }
 
@@ -351,5 +354,93 @@ impl Write for ZeroCopyStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(all(test, target_os = "linux", not(feature = "portable-only")))]
+mod tests {
+    use super::*;
+    use crate::body::MappedChunk;
+    use bytes::Buf;
+    use std::io::{Read as _, Write as _};
+    use std::os::fd::AsRawFd;
+
+    fn options() -> StreamOptions {
+        StreamOptions {
+            use_sendfile: true,
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sends `[head, mapped chunk]` through a ZeroCopyStream over a real loopback socket and
+    /// returns what the peer received plus the stream's counters.
+    async fn send_head_and_chunk(refuse_sendfile: bool) -> (Vec<u8>, Vec<u8>, Arc<ServerStats>) {
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&content).unwrap();
+        let file = Arc::new(file);
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut peer, _) = listener.accept().unwrap();
+            let mut received = Vec::new();
+            peer.read_to_end(&mut received).unwrap();
+            received
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        if refuse_sendfile {
+            // sendfile(2) refuses an O_APPEND destination with EINVAL (do_splice_direct): a
+            // real refusal from the real kernel, without any test hook in the server.
+            // SAFETY: plain fcntl calls on a descriptor this test owns.
+            unsafe {
+                let fd = tcp.as_raw_fd();
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                assert!(flags >= 0);
+                assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_APPEND), 0);
+            }
+        }
+        let shared = Arc::new(ConnShared::default());
+        let stats = Arc::new(ServerStats::default());
+        let mut stream =
+            ZeroCopyStream::new(tcp, Arc::clone(&shared), Arc::clone(&stats), options());
+        let mut head = bytes::Bytes::from_static(b"HEAD-BYTES\r\n");
+        let mut chunk = MappedChunk::map(&file, 1000, 250_000, &shared.registry).unwrap();
+        while head.has_remaining() || chunk.has_remaining() {
+            let slices = [IoSlice::new(head.chunk()), IoSlice::new(chunk.chunk())];
+            let slices: Vec<IoSlice<'_>> = slices.into_iter().filter(|s| !s.is_empty()).collect();
+            let mut n =
+                std::future::poll_fn(|cx| Pin::new(&mut stream).poll_write_vectored(cx, &slices))
+                    .await
+                    .unwrap();
+            let from_head = n.min(head.remaining());
+            head.advance(from_head);
+            n -= from_head;
+            chunk.advance(n);
+        }
+        drop(chunk);
+        assert!(shared.registry.is_empty(), "mapping left registered");
+        drop(stream);
+        let mut expected = b"HEAD-BYTES\r\n".to_vec();
+        expected.extend_from_slice(&content[1000..251_000]);
+        (reader.join().unwrap(), expected, stats)
+    }
+
+    #[tokio::test]
+    async fn mapped_slices_leave_through_sendfile() {
+        let (received, expected, stats) = send_head_and_chunk(false).await;
+        assert!(received == expected, "bytes differ");
+        assert_eq!(stats.bytes_sendfile.load(Ordering::Relaxed), 250_000);
+        assert_eq!(stats.bytes_writev_mapped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn refused_sendfile_falls_back_to_writev_from_the_mapping() {
+        let (received, expected, stats) = send_head_and_chunk(true).await;
+        assert!(received == expected, "bytes differ");
+        assert_eq!(stats.bytes_sendfile.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.bytes_writev_mapped.load(Ordering::Relaxed), 250_000);
     }
 }
