@@ -9,6 +9,13 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let config = Config::parse();
     init_logging(&config);
+    // A panic is a bug; tokio confines it to the connection's task. Log it like any other
+    // error (with where it happened) instead of printing to a bare stderr.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "a connection task panicked; only that connection is lost");
+    }));
+
+    raise_open_file_limit();
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -99,3 +106,21 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// Each connection is a descriptor (plus one per file being sent): raise the soft limit to the
+/// hard one, as nginx's `worker_rlimit_nofile` and Go's runtime do, so --max-connections is
+/// what limits connections rather than a 1024 default.
+#[cfg(target_os = "linux")]
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(%error, "could not raise the open-file limit");
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_open_file_limit() {}

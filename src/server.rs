@@ -164,17 +164,20 @@ impl Server {
             let stats = Arc::clone(&state.stats);
             ServerStats::add(&stats.connections_accepted, 1);
             ServerStats::add(&stats.open_connections, 1);
-            let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), Arc::clone(&stats), options);
+            // Released when the task ends, however it ends (even by a panic, which tokio
+            // confines to this task: only this connection dies).
+            let slot = ConnectionSlot {
+                stats: Arc::clone(&stats),
+                _permit: permit,
+            };
+            let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), stats, options);
             let service = ConnService::new(Arc::clone(&state), shared);
             let connection = graceful.watch(builder.serve_connection(io, service));
             tokio::spawn(async move {
+                let _slot = slot;
                 if let Err(error) = connection.await {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                stats
-                    .open_connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                drop(permit);
             });
         }
 
@@ -187,5 +190,20 @@ impl Server {
             Ok(()) => tracing::info!("all connections finished"),
             Err(_) => tracing::warn!("shutdown timeout: closing the remaining connections"),
         }
+    }
+}
+
+/// One connection's share of the limits: holds a `--max-connections` permit and keeps the
+/// `open_connections` counter right.
+struct ConnectionSlot {
+    stats: Arc<ServerStats>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.stats
+            .open_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -191,7 +191,7 @@ impl ConnService {
         if !decoded.has_trailing_slash() {
             // Relative links in a directory's page resolve against the URL, so it must end in
             // '/' (as nginx and Apache redirect).
-            let location = format!("{}/", request.uri().path());
+            let location = directory_location(request.uri().path());
             let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
             response.headers_mut().insert(
@@ -200,12 +200,18 @@ impl ConnService {
             );
             return Ok(response);
         }
-        let index = directory.join("index.html");
-        if index.is_file() {
-            let representation = self.open_located(&index)?;
-            return self
-                .respond(method, request.headers(), representation)
-                .await;
+        // The index goes through `locate` like any other file: `dir/index.html` may be a
+        // symlink, and one that leaves the root must not be served (DESIGN.md §2, Paths). A
+        // missing or escaping index means a listing, as if there were none.
+        match resolve::locate(&self.state.root, &decoded.relative().join("index.html")) {
+            Ok(Located::File(index)) => {
+                let representation = self.open_located(&index)?;
+                return self
+                    .respond(method, request.headers(), representation)
+                    .await;
+            }
+            Ok(Located::Directory(_)) | Err(resolve::PathError::NotFound) => {}
+            Err(error) => return Err(error.into()),
         }
         let url_path = request.uri().path().to_owned();
         let html = blocking(move || pages::directory_listing(&directory, &url_path)).await??;
@@ -255,36 +261,36 @@ impl ConnService {
             if_range: joined[4].as_deref(),
             has_range: range_header.is_some(),
         };
+        let now = SystemTime::now();
+        let mut representation = representation;
+        representation.validators.last_modified =
+            not_later_than_now(representation.validators.last_modified, now);
         let mut headers = self.representation_headers(&representation);
-        let honor_range = match conditional::evaluate(
-            method,
-            &preconditions,
-            &representation.validators,
-            SystemTime::now(),
-        ) {
-            Precondition::NotModified => {
-                // §15.4.5: a 304 carries the validators and caching fields a 200 would have.
-                headers.remove(header::CONTENT_TYPE);
-                return Ok(with_headers(
-                    StatusCode::NOT_MODIFIED,
-                    headers,
-                    ResponseBody::empty(),
-                ));
-            }
-            Precondition::PreconditionFailed => {
-                let mut response = with_headers(
-                    StatusCode::PRECONDITION_FAILED,
-                    HeaderMap::new(),
-                    ResponseBody::bytes("412 Precondition Failed\n"),
-                );
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                return Ok(response);
-            }
-            Precondition::Proceed { honor_range } => honor_range,
-        };
+        let honor_range =
+            match conditional::evaluate(method, &preconditions, &representation.validators, now) {
+                Precondition::NotModified => {
+                    // §15.4.5: a 304 carries the validators and caching fields a 200 would have.
+                    headers.remove(header::CONTENT_TYPE);
+                    return Ok(with_headers(
+                        StatusCode::NOT_MODIFIED,
+                        headers,
+                        ResponseBody::empty(),
+                    ));
+                }
+                Precondition::PreconditionFailed => {
+                    let mut response = with_headers(
+                        StatusCode::PRECONDITION_FAILED,
+                        HeaderMap::new(),
+                        ResponseBody::bytes("412 Precondition Failed\n"),
+                    );
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    return Ok(response);
+                }
+                Precondition::Proceed { honor_range } => honor_range,
+            };
 
         // §14.2: range handling is defined for GET only; HEAD and others ignore Range.
         let resolved = match range_header {
@@ -494,6 +500,24 @@ fn new_boundary() -> String {
     format!("reelserve-{random:016x}")
 }
 
+/// RFC 9110 §8.8.2.1: an origin server MUST NOT send a `Last-Modified` later than its `Date`;
+/// a modification time in the future (clock skew, an archive unpacked with future stamps) MUST
+/// be replaced by the message origination date. `now` is truncated to the second because hyper
+/// renders `Date` (second resolution) after this runs, so the result is never after `Date`.
+/// Conditionals are evaluated against the clamped value too, so they agree with what the client
+/// saw; for `If-Range` it is a weak date (not a second old), which is what a future mtime is.
+fn not_later_than_now(last_modified: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    last_modified.map(|modified| modified.min(conditional::truncate_to_seconds(now)))
+}
+
+/// The `Location` of the redirect from a directory URL to its slash form. Leading slashes are
+/// collapsed to one: `GET //host` names the directory `host` under the root, but echoing
+/// `//host/` would be a network-path reference (RFC 3986 §4.2) sending browsers to another
+/// host, an open redirect.
+fn directory_location(request_path: &str) -> String {
+    format!("/{}/", request_path.trim_start_matches('/'))
+}
+
 /// A response for content made on the fly (API JSON, listings): no validators, no ranges.
 fn dynamic_response(
     method: MethodKind,
@@ -591,6 +615,27 @@ mod tests {
             segments[4],
             Segment::Bytes(Bytes::from_static(b"\r\n--B--\r\n"))
         );
+    }
+
+    #[test]
+    fn future_last_modified_is_clamped_to_now() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_000_000_500);
+        let past = std::time::UNIX_EPOCH + std::time::Duration::from_secs(5);
+        let future = now + std::time::Duration::from_secs(3600);
+        assert_eq!(not_later_than_now(Some(past), now), Some(past));
+        assert_eq!(
+            not_later_than_now(Some(future), now),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        );
+        assert_eq!(not_later_than_now(None, now), None);
+    }
+
+    #[test]
+    fn directory_location_is_never_a_network_path_reference() {
+        assert_eq!(directory_location("/films"), "/films/");
+        assert_eq!(directory_location("//films"), "/films/");
+        assert_eq!(directory_location("///evil.example"), "/evil.example/");
+        assert_eq!(directory_location("/a//b"), "/a//b/");
     }
 
     #[test]
