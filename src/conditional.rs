@@ -78,21 +78,36 @@ impl Validators {
         format!("\"{}\"", self.etag)
     }
 
-    /// Builds validators from file metadata: the tag covers inode, length and mtime to the
-    /// nanosecond, so a file replaced by another (new inode) or rewritten in place (new size or
-    /// mtime) gets a new tag.
-    pub fn from_file_identity(inode: u64, len: u64, modified: Option<SystemTime>) -> Validators {
+    /// Builds validators from file metadata. The tag covers length and mtime to the
+    /// nanosecond, so a file rewritten in place (new size or mtime) gets a new tag, while copies
+    /// of one file with preserved mtimes (rsync -t, one image) get the same tag on every
+    /// instance behind a load balancer, as nginx's and Apache's defaults do. With `inode`, the
+    /// tag also changes when the file is replaced by another with the same size and mtime (for
+    /// single-host setups that swap files with preserved mtimes; `--etag-inode`).
+    pub fn from_file_identity(
+        inode: Option<u64>,
+        len: u64,
+        modified: Option<SystemTime>,
+    ) -> Validators {
         let since_epoch = modified
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .unwrap_or_default();
         Validators {
-            etag: format!(
-                "{:x}-{:x}-{:x}.{:x}",
-                inode,
-                len,
-                since_epoch.as_secs(),
-                since_epoch.subsec_nanos()
-            ),
+            etag: match inode {
+                Some(inode) => format!(
+                    "{:x}-{:x}-{:x}.{:x}",
+                    inode,
+                    len,
+                    since_epoch.as_secs(),
+                    since_epoch.subsec_nanos()
+                ),
+                None => format!(
+                    "{:x}-{:x}.{:x}",
+                    len,
+                    since_epoch.as_secs(),
+                    since_epoch.subsec_nanos()
+                ),
+            },
             last_modified: modified.map(truncate_to_seconds),
         }
     }
@@ -403,15 +418,20 @@ mod tests {
     }
 
     #[test]
-    fn etag_depends_on_inode_len_and_mtime() {
+    fn etag_depends_on_len_and_mtime_and_optionally_inode() {
         let t = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
-        let base = Validators::from_file_identity(1, 100, Some(t));
-        assert_ne!(base, Validators::from_file_identity(2, 100, Some(t)));
-        assert_ne!(base, Validators::from_file_identity(1, 101, Some(t)));
+        let base = Validators::from_file_identity(None, 100, Some(t));
+        // Copies on other instances (other inodes) agree by default...
+        assert_eq!(base, Validators::from_file_identity(None, 100, Some(t)));
+        assert_ne!(base, Validators::from_file_identity(None, 101, Some(t)));
         assert_ne!(
             base.etag,
-            Validators::from_file_identity(1, 100, Some(t + Duration::from_nanos(1))).etag
+            Validators::from_file_identity(None, 100, Some(t + Duration::from_nanos(1))).etag
         );
+        // ...and with --etag-inode a replaced file with the same size and mtime differs.
+        let with_inode = Validators::from_file_identity(Some(1), 100, Some(t));
+        assert_ne!(with_inode, Validators::from_file_identity(Some(2), 100, Some(t)));
+        assert_ne!(with_inode.etag, base.etag);
         assert_eq!(
             base.last_modified,
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))

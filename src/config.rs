@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_SHUTDOWN_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
     pub shutdown_timeout: Duration,
 
+    /// Put the file's inode into its ETag. Off by default, so identical copies on several
+    /// instances (same size and mtime) share ETags behind a load balancer or CDN.
+    #[arg(long, env = "REELSERVE_ETAG_INODE")]
+    pub etag_inode: bool,
+
     /// Do not serve the counters at /_reelserve/stats.
     #[arg(long, env = "REELSERVE_NO_STATS")]
     pub no_stats: bool,

@@ -34,8 +34,10 @@ pub struct Representation {
 
 impl Representation {
     /// Opens a file and takes its length and validators from the open descriptor, so they
-    /// describe exactly what will be sent even if the path is replaced meanwhile. Blocking.
-    pub fn open(path: &Path) -> io::Result<Representation> {
+    /// describe exactly what will be sent even if the path is replaced meanwhile. The inode
+    /// goes into the ETag only if `etag_inode` (see [`Validators::from_file_identity`]).
+    /// Blocking.
+    pub fn open(path: &Path, etag_inode: bool) -> io::Result<Representation> {
         let file = File::open(path)?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
@@ -43,7 +45,7 @@ impl Representation {
         }
         Ok(Representation {
             validators: Validators::from_file_identity(
-                inode(&metadata),
+                etag_inode.then(|| inode(&metadata)),
                 metadata.len(),
                 metadata.modified().ok(),
             ),

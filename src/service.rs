@@ -178,7 +178,7 @@ impl ConnService {
     }
 
     fn open_located(&self, file: &Path) -> Result<Representation, ServeError> {
-        Ok(Representation::open(file)?)
+        Ok(Representation::open(file, self.state.config.etag_inode)?)
     }
 
     async fn directory<B>(

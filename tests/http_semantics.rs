@@ -367,6 +367,26 @@ fn rfc9110_8_8_3_etag_is_a_strong_quoted_entity_tag_stable_across_requests() {
     assert_eq!(f.etag(), etag, "the same file must keep its tag");
 }
 
+/// A file replaced by another (new inode) with the same size and mtime: by default the tag is
+/// the same (so identical copies on several instances agree); with `--etag-inode` it changes.
+#[test]
+fn rfc9110_8_8_3_etag_inode_flag_tells_replaced_files_apart() {
+    let root = TestRoot::new();
+    let path = old_file(&root, "clip.mp4", &pattern(LEN, 1));
+    let etags = |args: &[&str]| {
+        let server = TestServer::start(root.path(), args);
+        server.get("/clip.mp4", &[]).header("etag").unwrap().to_string()
+    };
+    let (plain_before, inode_before) = (etags(&[]), etags(&["--etag-inode"]));
+    // Replace by rename: a new inode, same size, same mtime.
+    let replacement = root.path().join("clip.mp4.new");
+    std::fs::write(&replacement, pattern(LEN, 2)).unwrap();
+    set_mtime(&replacement, mtime());
+    std::fs::rename(&replacement, &path).unwrap();
+    assert_eq!(etags(&[]), plain_before);
+    assert_ne!(etags(&["--etag-inode"]), inode_before);
+}
+
 #[test]
 fn rfc9110_8_8_3_etag_changes_when_the_file_changes() {
     let f = Fixture::new();

@@ -1,0 +1,178 @@
+//! End to end in a real browser: Debian's headless Chromium, driven by playwright-core from
+//! `tests/browser/play_and_seek.mjs`, opens the player page reelserve serves from this
+//! repository, plays the sample movie (muted), seeks to ~70 % and checks playback resumes there.
+//! Here we check the server's side: it answered the media element's Range requests with 206s.
+//! A second pair of tests does the same with a 64 MiB movie, long enough that the seek has to
+//! fetch from the middle of the file.
+//!
+//! Needs node, Chromium and `tests/browser/node_modules` (scripts/install-test-deps.sh installs
+//! all three); without them the test skips, except in CI, where it fails.
+
+mod access_log;
+mod common;
+mod external;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Hard limit for one browser run (the script has its own 45 s deadline inside this).
+const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Two Chromiums at once on a 2-core machine only make both slow: one browser test at a time.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+#[test]
+fn plays_and_seeks_in_sendfile_mode() {
+    play_and_seek("sendfile");
+}
+
+#[test]
+fn plays_and_seeks_in_chunked_mode() {
+    play_and_seek("chunked");
+}
+
+#[test]
+fn seek_in_a_long_movie_fetches_from_the_middle_in_sendfile_mode() {
+    seek_in_a_long_movie("sendfile");
+}
+
+#[test]
+fn seek_in_a_long_movie_fetches_from_the_middle_in_chunked_mode() {
+    seek_in_a_long_movie("chunked");
+}
+
+/// The player page and sample movie of this repository.
+fn play_and_seek(mode: &str) {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start(external::repo(), &["--mode", mode]);
+    let log = run_browser(&server, mode, &format!("browser-{mode}"), &[]);
+    // The media element fetches with Range (Chromium always does, starting with `bytes=0-`).
+    // The page plays the default movie: sample.mp4, or a big.mp4 made for benchmarks.
+    assert_movie_served_with_206(&log, |path| path.starts_with("/movie/") || path == "/video");
+}
+
+/// A 64 MiB, 15-minute movie (the sample looped by scripts/make-big-movie.sh) in a root with no
+/// player page of its own (so the player compiled into the binary is served): too long to be
+/// buffered before the seek, so the seek must fetch from the middle of the file with a Range.
+fn seek_in_a_long_movie(mode: &str) {
+    if !browser_available() || !require("ffmpeg") {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = long_movie_root();
+    let server = TestServer::start(&root, &["--mode", mode]);
+    let log = run_browser(
+        &server,
+        mode,
+        &format!("browser-long-{mode}"),
+        &["--seek-must-fetch"],
+    );
+    let partial = assert_movie_served_with_206(&log, |path| path == "/movie/big.mp4");
+    assert!(
+        partial >= 2,
+        "the server saw no Range request for the seek:\n{log}"
+    );
+}
+
+/// A root with movie/big.mp4 of 64 MiB, made once per target directory and reused.
+fn long_movie_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-long-movie");
+    let movie = root.join("movie/big.mp4");
+    if !movie.exists() {
+        let mut make = external::command("bash");
+        make.arg(external::repo().join("scripts/make-big-movie.sh"))
+            .arg("64M")
+            .arg(&movie);
+        // The script writes a temporary file and renames it: an interrupted run leaves no
+        // half movie behind.
+        external::run(make, Duration::from_secs(120)).expect_success("make-big-movie.sh");
+    }
+    root
+}
+
+/// Runs play_and_seek.mjs against `server`, saves its report and screenshot as
+/// test-artifacts/NAME.{json,png}, checks them, and returns the server's log.
+fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) -> String {
+    let screenshot = external::artifacts_dir().join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&screenshot);
+
+    let started = Instant::now();
+    let mut node = external::command("node");
+    node.current_dir(external::repo())
+        .arg("tests/browser/play_and_seek.mjs")
+        .arg(format!("http://{}/", server.addr))
+        .arg(&screenshot)
+        .args(options);
+    let run = external::run(node, BROWSER_DEADLINE);
+    let report = run.stdout_text();
+    std::fs::write(
+        external::artifacts_dir().join(format!("{name}.json")),
+        &report,
+    )
+    .unwrap();
+    eprintln!(
+        "{name}: browser run took {:.1} s:\n{report}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        run.status.success() && report.contains("\"ok\": true"),
+        "play_and_seek.mjs failed in {mode} mode ({}):\n{report}\nstderr: {}\nserver log:\n{}",
+        run.status,
+        run.stderr,
+        server.log()
+    );
+    // The page shows the mode it got from /_reelserve/movies: the server under test answered.
+    assert!(
+        report.contains(&format!("\"mode\": \"{mode}\"")),
+        "page does not show mode {mode}:\n{report}"
+    );
+    let png = std::fs::read(&screenshot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(png.len() > 10_000, "screenshot suspiciously small");
+    server.log()
+}
+
+/// Every response for the movie (paths chosen by `is_movie`) was a 206, and there was at least
+/// one; no 5xx at all. Returns the number of 206s.
+fn assert_movie_served_with_206(log: &str, is_movie: impl Fn(&str) -> bool) -> usize {
+    let all = access_log::parse(log);
+    let movie: Vec<_> = all.iter().filter(|a| is_movie(&a.path)).collect();
+    let partial = movie.iter().filter(|a| a.status == 206).count();
+    assert!(
+        partial >= 1,
+        "no 206 for the movie in the access log:\n{log}"
+    );
+    assert!(
+        movie.iter().all(|a| a.status == 206),
+        "a movie request was not answered with 206:\n{log}"
+    );
+    assert!(
+        all.iter().all(|a| a.status < 500),
+        "server error in the log:\n{log}"
+    );
+    partial
+}
+
+/// node, Chromium and the installed playwright-core; a skip outside CI, a failure in it.
+fn browser_available() -> bool {
+    if !require("node") || !require("chromium") {
+        return false;
+    }
+    let module = external::repo().join("tests/browser/node_modules/playwright-core/package.json");
+    if module.exists() {
+        return true;
+    }
+    let message = "tests/browser/node_modules is missing: run scripts/install-test-deps.sh \
+                   (it runs `npm ci --prefix tests/browser`)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    false
+}
