@@ -375,7 +375,11 @@ fn rfc9110_8_8_3_etag_inode_flag_tells_replaced_files_apart() {
     let path = old_file(&root, "clip.mp4", &pattern(LEN, 1));
     let etags = |args: &[&str]| {
         let server = TestServer::start(root.path(), args);
-        server.get("/clip.mp4", &[]).header("etag").unwrap().to_string()
+        server
+            .get("/clip.mp4", &[])
+            .header("etag")
+            .unwrap()
+            .to_string()
     };
     let (plain_before, inode_before) = (etags(&[]), etags(&["--etag-inode"]));
     // Replace by rename: a new inode, same size, same mtime.

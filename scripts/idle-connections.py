@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""How much memory does an idle keep-alive connection cost? Opens N connections to a running
+reelserve (default 10 000), makes one request on each, leaves them idle, and prints the server's
+RSS before and after.
+
+usage: scripts/idle-connections.py PORT PID [N]
+"""
+import resource
+import socket
+import sys
+import time
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("no VmRSS")
+
+
+def main():
+    port, pid = int(sys.argv[1]), int(sys.argv[2])
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    before = rss_kb(pid)
+    connections = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /_reelserve/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        if not s.recv(4096).startswith(b"HTTP/1.1 200"):
+            raise SystemExit("unexpected response")
+        connections.append(s)
+    time.sleep(1)
+    after = rss_kb(pid)
+    print(f"{count} idle keep-alive connections: RSS {before} kB -> {after} kB, "
+          f"{(after - before) * 1024 / count:.0f} bytes per connection")
+
+
+if __name__ == "__main__":
+    main()
