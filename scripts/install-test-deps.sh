@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the integration tests drive: real clients (curl, wget, ffprobe, headless
-# Chromium), nginx for the caching-proxy test, strace and wrk, a font for screenshots, and
-# playwright-core for tests/browser (from tests/browser/package-lock.json).
+# Chromium), nginx for the caching-proxy test, strace and wrk, a font for screenshots, openssl
+# for the HTTPS tests' certificates, and playwright-core for tests/browser (from
+# tests/browser/package-lock.json).
 #
 # Idempotent and quiet: it installs only what is missing (and runs apt-get update only then),
 # and prints one line per thing it installed. Works as root on a fresh Debian 12 (as CI runs
@@ -24,8 +25,9 @@ declare -A present=(
     [strace]="command strace"
     [wrk]="command wrk"
     [fonts-dejavu-core]="file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    [openssl]="command openssl"
 )
-order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core)
+order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core openssl)
 
 is_present() {
     local kind="${1%% *}" what="${1#* }"

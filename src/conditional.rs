@@ -430,7 +430,10 @@ mod tests {
         );
         // ...and with --etag-inode a replaced file with the same size and mtime differs.
         let with_inode = Validators::from_file_identity(Some(1), 100, Some(t));
-        assert_ne!(with_inode, Validators::from_file_identity(Some(2), 100, Some(t)));
+        assert_ne!(
+            with_inode,
+            Validators::from_file_identity(Some(2), 100, Some(t))
+        );
         assert_ne!(with_inode.etag, base.etag);
         assert_eq!(
             base.last_modified,

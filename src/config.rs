@@ -2,7 +2,7 @@
 //! is defined here once, with its `--help` text and an environment variable.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -50,7 +50,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// reelserve: serve big files (movies) over HTTP/1.1 the fastest way the OS allows.
+/// reelserve: serve big files (movies) over HTTP/1.1 the fastest way the OS allows (or over
+/// HTTPS, HTTP/2 included, with --tls-cert and --tls-key).
 ///
 /// With no arguments it serves the current directory on http://127.0.0.1:8000, with an HTML5
 /// player at / that plays movie/big.mp4 (or the sample movie).
@@ -119,12 +120,40 @@ pub struct Config {
     /// Worker threads for the async runtime [default: one per core].
     #[arg(long, env = "REELSERVE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// PEM certificate chain (leaf first). With --tls-key, the server speaks HTTPS (HTTP/2 and
+    /// HTTP/1.1 by ALPN, TLS 1.2 and 1.3) instead of plain HTTP. scripts/make-cert.sh makes a
+    /// self-signed pair for local use.
+    #[arg(
+        long,
+        env = "REELSERVE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, RSA or EC) for --tls-cert.
+    #[arg(
+        long,
+        env = "REELSERVE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
     /// The mode in force: the flag, or the platform default.
     pub fn mode(&self) -> Mode {
         self.mode.unwrap_or_else(Mode::platform_default)
+    }
+
+    /// The certificate and key files, when HTTPS is on.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        }
     }
 }
 
@@ -166,6 +195,22 @@ mod tests {
         assert!(Config::try_parse_from(["reelserve", "--idle-timeout", "-1"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--mode", "splice"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--addr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn https_needs_both_files_and_is_off_by_default() {
+        assert_eq!(
+            Config::try_parse_from(["reelserve"]).unwrap().tls_files(),
+            None
+        );
+        let both = ["reelserve", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let config = Config::try_parse_from(both).unwrap();
+        assert_eq!(
+            config.tls_files(),
+            Some((Path::new("c.pem"), Path::new("k.pem")))
+        );
+        assert!(Config::try_parse_from(["reelserve", "--tls-cert", "c.pem"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--tls-key", "k.pem"]).is_err());
     }
 
     #[test]

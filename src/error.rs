@@ -65,6 +65,9 @@ impl ServeError {
             tracing::error!(error = %self, "request failed");
         } else if let Kind::Io(error) = &self.kind {
             tracing::warn!(%error, "file could not be opened");
+        } else if let Kind::Forbidden = &self.kind {
+            // Worth an operator's attention: a file the server was asked for but may not read.
+            tracing::warn!("403: the server has no permission to read the requested file");
         }
         let mut response = Response::new(ResponseBody::bytes(format!("{self}\n")));
         *response.status_mut() = status;

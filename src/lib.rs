@@ -1,4 +1,5 @@
-//! reelserve: an HTTP/1.1 server for big files that hands file bytes to the kernel.
+//! reelserve: an HTTP/1.1 server for big files that hands file bytes to the kernel (and, with a
+//! certificate, an HTTPS server speaking HTTP/2 and HTTP/1.1).
 //!
 //! The crate is organised by concern, so a behaviour can be found by its name:
 //!
@@ -11,7 +12,8 @@
 //! | [`body`] | response bodies, one strategy per `--mode` |
 //! | [`zero_copy`] | the connection IO that sends mapped file chunks with `sendfile(2)` |
 //! | [`service`] | the hyper service: routing and response heads |
-//! | [`server`] | accept loop, limits, graceful shutdown |
+//! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`stats`] | counters that show which path bytes took |
@@ -29,6 +31,7 @@ pub mod resolve;
 pub mod server;
 pub mod service;
 pub mod stats;
+pub mod tls;
 pub mod zero_copy;
 
 pub use config::{Config, LogFormat, Mode};

@@ -45,8 +45,9 @@ fn main() -> ExitCode {
             }
         };
         // Tests and scripts read this line to find the port (with --addr IP:0).
+        let scheme = if server.is_tls() { "https" } else { "http" };
         println!(
-            "reelserve listening on http://{addr}/ (mode {}, root {})",
+            "reelserve listening on {scheme}://{addr}/ (mode {}, root {})",
             server.mode().name(),
             server.root().display()
         );

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::body::FileKey;
 use crate::conditional::Validators;
 
 /// Where the representation's bytes live.
@@ -30,6 +31,8 @@ pub struct Representation {
     pub validators: Validators,
     /// `Content-Type`.
     pub content_type: String,
+    /// Which version of which file this is (for reusing a mapping across responses).
+    pub file_key: Option<FileKey>,
 }
 
 impl Representation {
@@ -43,16 +46,30 @@ impl Representation {
         if !metadata.is_file() {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        Ok(Representation {
+        Ok(Representation::from_open_file(
+            file, &metadata, path, etag_inode,
+        ))
+    }
+
+    /// A representation of a regular file already opened (with its `fstat`); `path` gives the
+    /// media type by extension.
+    pub fn from_open_file(
+        file: File,
+        metadata: &std::fs::Metadata,
+        path: &Path,
+        etag_inode: bool,
+    ) -> Representation {
+        Representation {
             validators: Validators::from_file_identity(
-                etag_inode.then(|| inode(&metadata)),
+                etag_inode.then(|| inode(metadata)),
                 metadata.len(),
                 metadata.modified().ok(),
             ),
             len: metadata.len(),
+            file_key: Some(FileKey::from_metadata(metadata)),
             content: Content::File(Arc::new(file)),
             content_type: content_type_for(path),
-        })
+        }
     }
 
     /// A page compiled into the binary; its tag is a hash of its bytes.
@@ -68,6 +85,7 @@ impl Representation {
                 last_modified: None,
             },
             content_type: content_type.to_string(),
+            file_key: None,
         }
     }
 

@@ -111,8 +111,8 @@ pub enum Located {
 }
 
 /// Finds the file a relative path (from [`DecodedPath::relative`], or a name read from a
-/// directory) names under `canonical_root` (which must already be canonical). Follows symlinks, but only to places inside the root. Blocking: call from a
-/// blocking-friendly context.
+/// directory) names under `canonical_root` (which must already be canonical), the portable
+/// way: `canonicalize` (which follows symlinks), then a prefix check. Blocking.
 pub fn locate(canonical_root: &Path, relative: &Path) -> Result<Located, PathError> {
     debug_assert!(relative
         .components()
@@ -130,6 +130,158 @@ pub fn locate(canonical_root: &Path, relative: &Path) -> Result<Located, PathErr
     } else {
         // FIFOs, sockets, devices: opening one could block or stream forever.
         Err(PathError::NotFound)
+    }
+}
+
+/// The served directory: its canonical path and, on Linux, a directory descriptor that
+/// [`open_beneath`] resolves request paths against with `openat2(RESOLVE_BENEATH)`.
+#[derive(Debug)]
+pub struct Root {
+    path: PathBuf,
+    #[cfg(target_os = "linux")]
+    dir: Option<std::os::fd::OwnedFd>,
+}
+
+impl Root {
+    /// Opens the root directory. Fails if it does not exist or cannot be resolved.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let path = path.canonicalize()?;
+        #[cfg(target_os = "linux")]
+        let dir = linux::open_dir(&path);
+        Ok(Root {
+            path,
+            #[cfg(target_os = "linux")]
+            dir,
+        })
+    }
+
+    /// The canonical path of the root.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A file or directory under the root, opened.
+#[derive(Debug)]
+pub enum Opened {
+    /// A regular file, open for reading, with its `fstat`.
+    File {
+        /// The open file.
+        file: std::fs::File,
+        /// Its metadata, from the open descriptor.
+        metadata: std::fs::Metadata,
+        /// Where it is (for its media type: the requested name's extension).
+        path: PathBuf,
+    },
+    /// A directory.
+    Directory(PathBuf),
+}
+
+/// Opens what a relative path (from [`DecodedPath::relative`], or a name read from a
+/// directory) names under the root, following symlinks only inside it. Blocking.
+///
+/// On Linux this is one `openat2(RESOLVE_BENEATH)` plus an `fstat`: the kernel refuses any
+/// resolution that leaves the root, so no `realpath` walk (a `readlink` per component) is
+/// needed. Absolute symlinks are refused by `RESOLVE_BENEATH` even when they point inside the
+/// root; those (and kernels without `openat2`) take the portable path: [`locate`], then open.
+pub fn open_beneath(root: &Root, relative: &Path) -> Result<Opened, PathError> {
+    debug_assert!(relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_))));
+    #[cfg(target_os = "linux")]
+    if let Some(dir) = &root.dir {
+        if let Some(opened) = linux::open_beneath(dir, &root.path, relative) {
+            return opened;
+        }
+    }
+    match locate(&root.path, relative)? {
+        Located::Directory(path) => Ok(Opened::Directory(path)),
+        Located::File(path) => {
+            let file = std::fs::File::open(&path).map_err(io_to_path_error)?;
+            let metadata = file.metadata().map_err(io_to_path_error)?;
+            if !metadata.is_file() {
+                return Err(PathError::NotFound);
+            }
+            Ok(Opened::File {
+                file,
+                metadata,
+                path,
+            })
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use nix::errno::Errno;
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::sys::stat::Mode;
+
+    use super::{io_to_path_error, Opened, PathError};
+
+    /// Cleared the first time the kernel says it has no `openat2` (Linux < 5.6).
+    static HAS_OPENAT2: AtomicBool = AtomicBool::new(true);
+
+    pub(super) fn open_dir(path: &Path) -> Option<OwnedFd> {
+        nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    }
+
+    /// `None` means "cannot tell here, use the portable path".
+    pub(super) fn open_beneath(
+        dir: &OwnedFd,
+        root: &Path,
+        relative: &Path,
+    ) -> Option<Result<Opened, PathError>> {
+        if !HAS_OPENAT2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let target: &Path = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = match openat2(dir.as_fd(), target, how) {
+            Ok(fd) => fd,
+            Err(Errno::ENOSYS) => {
+                HAS_OPENAT2.store(false, Ordering::Relaxed);
+                return None;
+            }
+            // Leaving the root, or an absolute symlink (maybe pointing inside): let the
+            // portable path decide.
+            Err(Errno::EXDEV | Errno::ELOOP | Errno::EAGAIN) => return None,
+            Err(errno) => return Some(Err(io_to_path_error(errno.into()))),
+        };
+        let file = std::fs::File::from(fd);
+        let metadata = match file.metadata() {
+            Ok(metadata) => metadata,
+            Err(error) => return Some(Err(io_to_path_error(error))),
+        };
+        let path: PathBuf = root.join(relative);
+        Some(if metadata.is_dir() {
+            Ok(Opened::Directory(path))
+        } else if metadata.is_file() {
+            Ok(Opened::File {
+                file,
+                metadata,
+                path,
+            })
+        } else {
+            // FIFOs, sockets, devices: reading one could block or stream forever.
+            Err(PathError::NotFound)
+        })
     }
 }
 
@@ -219,6 +371,8 @@ mod tests {
         std::fs::write(root.join("inside.txt"), b"ok").unwrap();
         let _ = std::fs::remove_file(root.join("escape"));
         let _ = std::fs::remove_file(root.join("alias"));
+        let _ = std::fs::remove_file(root.join("relative"));
+        let _ = std::fs::remove_file(root.join("climb"));
         std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape")).unwrap();
         std::os::unix::fs::symlink(root.join("inside.txt"), root.join("alias")).unwrap();
         let root = root.canonicalize().unwrap();
@@ -227,6 +381,24 @@ mod tests {
         assert_eq!(at("/alias"), Ok(Located::File(root.join("inside.txt"))));
         assert_eq!(at("/missing"), Err(PathError::NotFound));
         assert_eq!(at("/"), Ok(Located::Directory(root.clone())));
+
+        // open_beneath agrees: the fast path for plain files and relative links, the portable
+        // path for the absolute symlink that stays inside.
+        std::os::unix::fs::symlink("inside.txt", root.join("relative")).unwrap();
+        std::os::unix::fs::symlink("../secret.txt", root.join("climb")).unwrap();
+        let opened = Root::open(&root).unwrap();
+        let open = |p: &str| match open_beneath(&opened, decode_path(p).unwrap().relative()) {
+            Ok(Opened::File { metadata, .. }) => Ok(metadata.len()),
+            Ok(Opened::Directory(_)) => Ok(u64::MAX),
+            Err(e) => Err(e),
+        };
+        assert_eq!(open("/inside.txt"), Ok(2));
+        assert_eq!(open("/relative"), Ok(2));
+        assert_eq!(open("/alias"), Ok(2));
+        assert_eq!(open("/escape"), Err(PathError::NotFound));
+        assert_eq!(open("/climb"), Err(PathError::NotFound));
+        assert_eq!(open("/missing"), Err(PathError::NotFound));
+        assert_eq!(open("/"), Ok(u64::MAX));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -1,5 +1,7 @@
 //! The accept loop: connection limit, hyper's HTTP/1 connection over [`ZeroCopyStream`], and
-//! graceful shutdown.
+//! graceful shutdown. With `--tls-cert`/`--tls-key` every connection is TLS instead: the
+//! handshake runs over the same [`ZeroCopyStream`] (so the head, idle and send timeouts hold
+//! for HTTPS too, at the TCP level), and ALPN picks HTTP/2 or HTTP/1.1.
 
 use std::fmt;
 use std::future::Future;
@@ -9,15 +11,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioTimer;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Mode};
-use crate::service::{ConnService, ServerState};
+use crate::service::{ConnService, FileReads, ServerState, Transport, TLS_CHUNK_SIZE};
 use crate::stats::ServerStats;
+use crate::tls::{self, TlsError};
 use crate::zero_copy::{ConnShared, StreamOptions, ZeroCopyStream, SENDFILE_AVAILABLE};
 
 /// Largest request head hyper accepts (bytes); beyond it the client gets 431.
@@ -25,6 +29,34 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// Most header fields in one request; beyond it the client gets 431.
 const MAX_HEADERS: usize = 64;
+
+/// HTTP/2 streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). A player
+/// needs a handful; 128 leaves room for page loads while bounding one connection's work to 128
+/// files in flight, each holding at most about two body chunks.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// HTTP/2 receive windows (per stream and per connection). They bound only what a client may
+/// send us, and GET/HEAD have no body: larger windows would only let a client park more unread
+/// data here. How fast bodies go out is set by the client's windows (curl, h2load and browsers
+/// open theirs wide) and by [`H2_MAX_SEND_BUFFER`].
+const H2_RECEIVE_WINDOW: u32 = 1024 * 1024;
+
+/// Bytes of one stream's body that h2 may hold before hyper asks the body for more: one
+/// [`TLS_CHUNK_SIZE`] chunk. hyper asks for the next chunk as soon as some of the buffer has gone,
+/// so the next `pread` still overlaps the sending; a larger buffer only holds more memory per
+/// stream (two chunks put 64 connections over the 32 MiB peak-RSS budget).
+const H2_MAX_SEND_BUFFER: usize = TLS_CHUNK_SIZE;
+
+/// Streams a client may reset before the server has accepted them, at any one time, before the
+/// connection is closed with ENHANCE_YOUR_CALM: the defence against "rapid reset" floods
+/// (CVE-2023-44487), in which opening and cancelling streams costs the client nothing and the
+/// server a request each. Streams the server has accepted cost what their request would have,
+/// and at most [`H2_MAX_CONCURRENT_STREAMS`] are accepted at once.
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Streams this server may reset because a client misbehaved (malformed headers, frames on a
+/// closed stream) before it gives up on the connection with a GOAWAY.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
 
 /// Why the server could not start. Printed for a person: what failed, where, what to do.
 #[derive(Debug)]
@@ -35,6 +67,8 @@ pub enum StartupError {
     RootNotDirectory(PathBuf),
     /// The address could not be bound.
     Bind(SocketAddr, io::Error),
+    /// The TLS certificate or key could not be used.
+    Tls(TlsError),
 }
 
 impl fmt::Display for StartupError {
@@ -54,6 +88,7 @@ impl fmt::Display for StartupError {
                 f,
                 "cannot listen on {addr}: {error} (is another server using it? try --addr 127.0.0.1:0)"
             ),
+            StartupError::Tls(error) => write!(f, "{error}"),
         }
     }
 }
@@ -61,10 +96,20 @@ impl fmt::Display for StartupError {
 impl std::error::Error for StartupError {}
 
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
+    tls: Option<TlsAcceptor>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("state", &self.state)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Server {
@@ -77,6 +122,14 @@ impl Server {
         if !root.is_dir() {
             return Err(StartupError::RootNotDirectory(config.root.clone()));
         }
+        let root_dir = crate::resolve::Root::open(&root)
+            .map_err(|e| StartupError::Root(config.root.clone(), e))?;
+        let tls = match config.tls_files() {
+            Some((cert, key)) => Some(TlsAcceptor::from(
+                tls::server_config(cert, key).map_err(StartupError::Tls)?,
+            )),
+            None => None,
+        };
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartupError::Bind(config.addr, e))?;
@@ -86,15 +139,26 @@ impl Server {
                 "sendfile is not available on this platform; mapped chunks are written with writev"
             );
         }
+        tracing::info!(
+            "{}",
+            body_strategies(mode, config.chunk_size as usize, tls.is_some())
+        );
         Ok(Server {
             listener,
             state: Arc::new(ServerState {
                 mode,
                 root,
+                root_dir,
                 stats: Arc::new(ServerStats::default()),
                 config,
             }),
+            tls,
         })
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address actually bound (useful with port 0).
@@ -115,24 +179,29 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting at once and gives in-flight
     /// responses up to `--shutdown-timeout` to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
-        let Server { listener, state } = self;
+        let Server {
+            listener,
+            state,
+            tls,
+        } = self;
         let config = &state.config;
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(config.max_connections as usize));
         let options = StreamOptions {
-            use_sendfile: state.mode == Mode::Sendfile,
+            // Under TLS the stream carries ciphertext: there is nothing to sendfile.
+            use_sendfile: state.mode == Mode::Sendfile && tls.is_none(),
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             send_timeout: config.send_timeout,
         };
-        let mut builder = http1::Builder::new();
-        builder
-            // Queue body chunks instead of copying them: the zero-copy path depends on it.
-            .writev(true)
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .max_buf_size(MAX_HEAD_BYTES.max(8192))
-            .max_headers(MAX_HEADERS);
+        let builders = Arc::new(ProtocolBuilders::new());
+        let tls = tls.map(|acceptor| {
+            Arc::new(TlsServing {
+                acceptor,
+                builders: Arc::clone(&builders),
+                handshake_timeout: config.header_timeout,
+            })
+        });
         tokio::pin!(shutdown);
 
         loop {
@@ -171,14 +240,25 @@ impl Server {
                 _permit: permit,
             };
             let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), stats, options);
-            let service = ConnService::new(Arc::clone(&state), shared);
-            let connection = graceful.watch(builder.serve_connection(io, service));
-            tokio::spawn(async move {
-                let _slot = slot;
-                if let Err(error) = connection.await {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
+            match &tls {
+                None => {
+                    let service = ConnService::new(Arc::clone(&state), shared);
+                    let connection =
+                        graceful.watch(builders.http1.serve_connection(io, service).into_owned());
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        run_connection(connection, peer).await;
+                    });
                 }
-            });
+                Some(tls) => {
+                    let service = ConnService::over(Arc::clone(&state), shared, Transport::Tls);
+                    let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
+                    tokio::spawn(async move {
+                        let _slot = slot;
+                        tls.serve(io, service, watcher, peer).await;
+                    });
+                }
+            }
         }
 
         drop(listener);
@@ -191,6 +271,112 @@ impl Server {
             Err(_) => tracing::warn!("shutdown timeout: closing the remaining connections"),
         }
     }
+}
+
+/// hyper's connection settings, made once: HTTP/1.1 (plain and over TLS) and HTTP/2 (TLS only).
+struct ProtocolBuilders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl ProtocolBuilders {
+    fn new() -> ProtocolBuilders {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            // Queue body chunks instead of copying them: the zero-copy path depends on it.
+            .writev(true)
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .max_buf_size(MAX_HEAD_BYTES.max(8192))
+            .max_headers(MAX_HEADERS);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .initial_stream_window_size(H2_RECEIVE_WINDOW)
+            .initial_connection_window_size(H2_RECEIVE_WINDOW)
+            .adaptive_window(false)
+            .max_send_buf_size(H2_MAX_SEND_BUFFER)
+            .max_header_list_size(MAX_HEAD_BYTES as u32)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            // No keep-alive pings: the ZeroCopyStream under TLS already closes idle, stalled and
+            // silent connections, as it does for plain HTTP/1.1.
+            .keep_alive_interval(None::<Duration>);
+        ProtocolBuilders {
+            http1: builder.clone().http1_only(),
+            http2: builder.http2_only(),
+        }
+    }
+}
+
+/// What a TLS connection needs after accept.
+struct TlsServing {
+    acceptor: TlsAcceptor,
+    builders: Arc<ProtocolBuilders>,
+    handshake_timeout: Duration,
+}
+
+impl TlsServing {
+    /// Handshake (bounded by `--header-timeout`), then HTTP/2 if the client chose `h2` by ALPN,
+    /// else HTTP/1.1. A client that sends garbage or plain HTTP fails the handshake and is
+    /// closed; nobody else notices.
+    async fn serve(
+        &self,
+        io: ZeroCopyStream,
+        service: ConnService,
+        watcher: Watcher,
+        peer: SocketAddr,
+    ) {
+        let handshake = self.acceptor.accept(TokioIo::new(io));
+        let stream = match tokio::time::timeout(self.handshake_timeout, handshake).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed; closing");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timeout; closing");
+                return;
+            }
+        };
+        let builder = match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => &self.builders.http2,
+            _ => &self.builders.http1,
+        };
+        let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+        run_connection(connection, peer).await;
+    }
+}
+
+/// Serves a connection to its end; how it ended is only worth a debug line (clients vanish).
+async fn run_connection<E: fmt::Display>(
+    connection: impl Future<Output = Result<(), E>>,
+    peer: SocketAddr,
+) {
+    if let Err(error) = connection.await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// The start-up line saying how each protocol sends file bodies.
+fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
+    if !tls {
+        return format!(
+            "file bodies: plain HTTP/1.1: {}; HTTPS: off (no --tls-cert/--tls-key)",
+            mode.name()
+        );
+    }
+    let kernel_tls = match tls::ktls_available() {
+        Ok(()) => "the kernel offers kernel TLS, but reelserve does not hand it keys yet".into(),
+        Err(reason) => format!("kernel TLS unavailable: {reason}"),
+    };
+    format!(
+        "file bodies: plain HTTP/1.1: {}; HTTPS (h1/h2): {} ({kernel_tls})",
+        mode.name(),
+        FileReads::choose(mode, chunk_size, Transport::Tls),
+    )
 }
 
 /// One connection's share of the limits: holds a `--max-connections` permit and keeps the

@@ -25,7 +25,7 @@ use crate::error::ServeError;
 use crate::pages;
 use crate::range::{self, ByteRange, Resolved};
 use crate::representation::{Content, Representation};
-use crate::resolve::{self, DecodedPath, Located};
+use crate::resolve::{self, DecodedPath, Opened};
 use crate::stats::ServerStats;
 use crate::zero_copy::ConnShared;
 
@@ -37,8 +37,82 @@ const SENDFILE_WINDOW: usize = 64 * 1024 * 1024;
 /// of a file one connection keeps resident.
 const MMAP_WINDOW: usize = 2 * 1024 * 1024;
 
+/// Buffer size for file bytes on TLS connections in `sendfile` and `mmap` modes. Large, because
+/// small copies halve throughput (DESIGN.md §3) and a chunk that misses the page cache costs a
+/// blocking-pool round trip; not larger, because a connection holds up to two (one being sent,
+/// the next being read) and 64 connections must stay within the 32 MiB peak-RSS budget. Measured
+/// with scripts/compare-https.sh S2 (64 clients) when every chunk still went through the pool:
+/// 256 KiB peaked at 31.7 MiB over HTTP/1.1 and 36.7 MiB over HTTP/2, 128 KiB at 29.1 and
+/// 29.6 MiB, with no throughput difference above the noise of the shared 2-core machine. Reading
+/// cached chunks in place (no thread per chunk) then brought 128 KiB to 10-20 MiB.
+pub const TLS_CHUNK_SIZE: usize = 128 * 1024;
+
 /// Prefix of the server's own endpoints (kept out of the way of files).
 pub const API_PREFIX: &str = "/_reelserve/";
+
+/// What carries a connection's bytes: it decides whether mapped file views may be handed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain HTTP/1.1 over [`crate::zero_copy::ZeroCopyStream`]: mapped chunks leave with
+    /// `sendfile` (or `writev`), and user space never reads their pages.
+    Plain,
+    /// TLS, HTTP/1.1 or HTTP/2: every body byte is encrypted (and for h2 framed) in user space.
+    /// Reading a mapped page there raises SIGBUS if the file was truncated under it, so file
+    /// bytes are read with `pread` instead (DESIGN.md §3 point 4).
+    Tls,
+}
+
+/// How a connection turns the file ranges of a response into body bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileReads {
+    /// Every range read into memory before the response starts (`read-all`).
+    ReadAll,
+    /// `pread` into buffers of this many bytes, always on the blocking pool (`chunked`, as Node's
+    /// `createReadStream` reads on libuv's pool).
+    PoolPread(usize),
+    /// `pread` into buffers of this many bytes; bytes in the page cache are read in place on the
+    /// async worker (`preadv2(RWF_NOWAIT)`, as nginx reads), only the rest on the blocking pool.
+    Pread(usize),
+    /// Mapped windows of at most this many bytes, which the connection IO sends with `sendfile`
+    /// (or writes with `writev`).
+    Mapped(usize),
+}
+
+impl FileReads {
+    /// The `--mode` in force, on `transport`: `sendfile` and `mmap` become large `pread` chunks
+    /// on TLS; `chunked` (with `--chunk-size`) and `read-all` are the same everywhere.
+    pub fn choose(mode: Mode, chunk_size: usize, transport: Transport) -> FileReads {
+        match (mode, transport) {
+            (Mode::ReadAll, _) => FileReads::ReadAll,
+            (Mode::Chunked, _) => FileReads::PoolPread(chunk_size),
+            (Mode::Sendfile | Mode::Mmap, Transport::Tls) => FileReads::Pread(TLS_CHUNK_SIZE),
+            (Mode::Mmap, Transport::Plain) => FileReads::Mapped(MMAP_WINDOW),
+            (Mode::Sendfile, Transport::Plain) => FileReads::Mapped(SENDFILE_WINDOW),
+        }
+    }
+}
+
+impl std::fmt::Display for FileReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = |bytes: usize| match bytes {
+            b if b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
+            b if b % 1024 == 0 => format!("{} KiB", b / 1024),
+            b => format!("{b} bytes"),
+        };
+        match *self {
+            FileReads::ReadAll => f.write_str("read-all (whole ranges read into memory)"),
+            FileReads::PoolPread(n) => {
+                write!(f, "pread chunks of {} on the blocking pool", size(n))
+            }
+            FileReads::Pread(n) => write!(
+                f,
+                "pread chunks of {} (page-cache hits read in place)",
+                size(n)
+            ),
+            FileReads::Mapped(n) => write!(f, "mapped windows of {}", size(n)),
+        }
+    }
+}
 
 /// State shared by all connections of a server.
 #[derive(Debug)]
@@ -49,6 +123,8 @@ pub struct ServerState {
     pub mode: Mode,
     /// The root directory, canonical.
     pub root: PathBuf,
+    /// The root, opened for resolving request paths beneath it.
+    pub root_dir: resolve::Root,
     /// Counters.
     pub stats: Arc<ServerStats>,
 }
@@ -58,12 +134,26 @@ pub struct ServerState {
 pub struct ConnService {
     state: Arc<ServerState>,
     conn: Arc<ConnShared>,
+    transport: Transport,
 }
 
 impl ConnService {
-    /// A service for a new connection.
+    /// A service for a new plain HTTP/1.1 connection.
     pub fn new(state: Arc<ServerState>, conn: Arc<ConnShared>) -> ConnService {
-        ConnService { state, conn }
+        ConnService::over(state, conn, Transport::Plain)
+    }
+
+    /// A service for a new connection on `transport`.
+    pub fn over(
+        state: Arc<ServerState>,
+        conn: Arc<ConnShared>,
+        transport: Transport,
+    ) -> ConnService {
+        ConnService {
+            state,
+            conn,
+            transport,
+        }
     }
 }
 
@@ -84,6 +174,7 @@ impl ConnService {
         self.conn.request_started();
         ServerStats::add(&self.state.stats.requests, 1);
         let method = request.method().clone();
+        let version = request.version();
         let path = request.uri().path().to_owned();
 
         let mut response = match self.route(&request).await {
@@ -109,6 +200,7 @@ impl ConnService {
                     target: "reelserve::access",
                     %method,
                     path = %path,
+                    ?version,
                     status,
                     bytes,
                     complete,
@@ -136,9 +228,13 @@ impl ConnService {
                 let root_for_listing = root.clone();
                 let movie = blocking(move || pages::default_movie_path(&root_for_listing)).await?;
                 let movie = movie.ok_or_else(ServeError::not_found)?;
-                match resolve::locate(root, &movie)? {
-                    Located::File(file) => self.open_located(&file)?,
-                    Located::Directory(_) => return Err(ServeError::not_found()),
+                match self.open_beneath(&movie)? {
+                    Opened::File {
+                        file,
+                        metadata,
+                        path,
+                    } => self.representation(file, &metadata, &path),
+                    Opened::Directory(_) => return Err(ServeError::not_found()),
                 }
             }
             "/" => self.open_front_page()?,
@@ -147,9 +243,13 @@ impl ConnService {
                 if is_hidden(&decoded) {
                     return Err(ServeError::not_found());
                 }
-                match resolve::locate(root, decoded.relative()) {
-                    Ok(Located::File(file)) => self.open_located(&file)?,
-                    Ok(Located::Directory(directory)) => {
+                match self.open_beneath(decoded.relative()) {
+                    Ok(Opened::File {
+                        file,
+                        metadata,
+                        path,
+                    }) => self.representation(file, &metadata, &path),
+                    Ok(Opened::Directory(directory)) => {
                         return self.directory(method, request, &decoded, directory).await
                     }
                     Err(resolve::PathError::NotFound)
@@ -168,17 +268,33 @@ impl ConnService {
     /// `/`: the root's `index.html`, else the player page on disk, else the built-in player.
     fn open_front_page(&self) -> Result<Representation, ServeError> {
         for candidate in ["index.html", "html/movie_player.html"] {
-            match resolve::locate(&self.state.root, Path::new(candidate)) {
-                Ok(Located::File(file)) => return self.open_located(&file),
-                Ok(Located::Directory(_)) | Err(resolve::PathError::NotFound) => continue,
+            match self.open_beneath(Path::new(candidate)) {
+                Ok(Opened::File {
+                    file,
+                    metadata,
+                    path,
+                }) => return Ok(self.representation(file, &metadata, &path)),
+                Ok(Opened::Directory(_)) | Err(resolve::PathError::NotFound) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
         Ok(builtin_player())
     }
 
-    fn open_located(&self, file: &Path) -> Result<Representation, ServeError> {
-        Ok(Representation::open(file, self.state.config.etag_inode)?)
+    /// Opens a path relative to the root (one `openat2` on Linux; see
+    /// [`resolve::open_beneath`]). Blocking, but served from the dentry and page caches as
+    /// nginx's own `open` + `fstat` are.
+    fn open_beneath(&self, relative: &Path) -> Result<Opened, resolve::PathError> {
+        resolve::open_beneath(&self.state.root_dir, relative)
+    }
+
+    fn representation(
+        &self,
+        file: std::fs::File,
+        metadata: &std::fs::Metadata,
+        path: &Path,
+    ) -> Representation {
+        Representation::from_open_file(file, metadata, path, self.state.config.etag_inode)
     }
 
     async fn directory<B>(
@@ -203,14 +319,18 @@ impl ConnService {
         // The index goes through `locate` like any other file: `dir/index.html` may be a
         // symlink, and one that leaves the root must not be served (DESIGN.md §2, Paths). A
         // missing or escaping index means a listing, as if there were none.
-        match resolve::locate(&self.state.root, &decoded.relative().join("index.html")) {
-            Ok(Located::File(index)) => {
-                let representation = self.open_located(&index)?;
+        match self.open_beneath(&decoded.relative().join("index.html")) {
+            Ok(Opened::File {
+                file,
+                metadata,
+                path,
+            }) => {
+                let representation = self.representation(file, &metadata, &path);
                 return self
                     .respond(method, request.headers(), representation)
                     .await;
             }
-            Ok(Located::Directory(_)) | Err(resolve::PathError::NotFound) => {}
+            Ok(Opened::Directory(_)) | Err(resolve::PathError::NotFound) => {}
             Err(error) => return Err(error.into()),
         }
         let url_path = request.uri().path().to_owned();
@@ -374,7 +494,7 @@ impl ConnService {
             // §9.3.2: the same header fields as GET, no content.
             ResponseBody::empty()
         } else {
-            self.body_for(&representation.content, segments).await?
+            self.body_for(&representation, segments).await?
         };
         Ok(with_headers(status, headers, body))
     }
@@ -413,10 +533,10 @@ impl ConnService {
     /// Builds the body for the mode in force.
     async fn body_for(
         &self,
-        content: &Content,
+        representation: &Representation,
         segments: VecDeque<Segment>,
     ) -> Result<ResponseBody, ServeError> {
-        let file = match content {
+        let file = match &representation.content {
             Content::File(file) => Arc::clone(file),
             Content::Static(bytes) => {
                 let segments = segments
@@ -432,8 +552,13 @@ impl ConnService {
             }
         };
         let stats = Arc::clone(&self.state.stats);
-        let strategy = match self.state.mode {
-            Mode::ReadAll => {
+        let reads = FileReads::choose(
+            self.state.mode,
+            self.state.config.chunk_size as usize,
+            self.transport,
+        );
+        let strategy = match reads {
+            FileReads::ReadAll => {
                 let read = read_all::read_segments(Arc::clone(&file), segments.clone()).await?;
                 let copied: u64 = segments
                     .iter()
@@ -445,16 +570,25 @@ impl ConnService {
                 ServerStats::add(&stats.bytes_copied, copied);
                 return Ok(ResponseBody::from_segments(read, None, None));
             }
-            Mode::Chunked => FileStrategy::Chunked {
-                chunk_size: self.state.config.chunk_size as usize,
+            FileReads::PoolPread(chunk_size) => FileStrategy::Chunked {
+                chunk_size,
+                cached_inline: false,
             },
-            Mode::Mmap => FileStrategy::Mapped {
-                window: MMAP_WINDOW,
-                registry: Arc::clone(&self.conn.registry),
+            FileReads::Pread(chunk_size) => FileStrategy::Chunked {
+                chunk_size,
+                cached_inline: true,
             },
-            Mode::Sendfile => FileStrategy::Mapped {
-                window: SENDFILE_WINDOW,
+            FileReads::Mapped(window) => FileStrategy::Mapped {
+                window,
                 registry: Arc::clone(&self.conn.registry),
+                // Only sendfile never touches the pages: there a kept whole-file mapping costs
+                // address space only. mmap mode faults pages in, so its windows are unmapped
+                // as soon as they are sent.
+                reuse: if self.state.mode == Mode::Sendfile {
+                    representation.file_key
+                } else {
+                    None
+                },
             },
         };
         Ok(ResponseBody::from_segments(
@@ -636,6 +770,62 @@ mod tests {
         assert_eq!(directory_location("//films"), "/films/");
         assert_eq!(directory_location("///evil.example"), "/evil.example/");
         assert_eq!(directory_location("/a//b"), "/a//b/");
+    }
+
+    #[test]
+    fn tls_never_gets_mapped_views() {
+        for mode in [Mode::Sendfile, Mode::Mmap, Mode::Chunked, Mode::ReadAll] {
+            let reads = FileReads::choose(mode, 4096, Transport::Tls);
+            assert!(!matches!(reads, FileReads::Mapped(_)), "{mode:?}: {reads}");
+        }
+        assert_eq!(
+            FileReads::choose(Mode::Sendfile, 4096, Transport::Tls),
+            FileReads::Pread(TLS_CHUNK_SIZE)
+        );
+        assert_eq!(
+            FileReads::choose(Mode::Chunked, 4096, Transport::Tls),
+            FileReads::PoolPread(4096)
+        );
+        assert_eq!(
+            FileReads::choose(Mode::ReadAll, 4096, Transport::Tls),
+            FileReads::ReadAll
+        );
+    }
+
+    #[test]
+    fn plain_connections_keep_their_mode() {
+        assert_eq!(
+            FileReads::choose(Mode::Sendfile, 4096, Transport::Plain),
+            FileReads::Mapped(SENDFILE_WINDOW)
+        );
+        assert_eq!(
+            FileReads::choose(Mode::Mmap, 4096, Transport::Plain),
+            FileReads::Mapped(MMAP_WINDOW)
+        );
+        assert_eq!(
+            FileReads::choose(Mode::Chunked, 4096, Transport::Plain),
+            FileReads::PoolPread(4096)
+        );
+    }
+
+    #[test]
+    fn file_reads_describe_themselves_for_the_log() {
+        assert_eq!(
+            FileReads::Pread(TLS_CHUNK_SIZE).to_string(),
+            "pread chunks of 128 KiB (page-cache hits read in place)"
+        );
+        assert_eq!(
+            FileReads::PoolPread(65536).to_string(),
+            "pread chunks of 64 KiB on the blocking pool"
+        );
+        assert_eq!(
+            FileReads::PoolPread(1000).to_string(),
+            "pread chunks of 1000 bytes on the blocking pool"
+        );
+        assert_eq!(
+            FileReads::Mapped(SENDFILE_WINDOW).to_string(),
+            "mapped windows of 64 MiB"
+        );
     }
 
     #[test]

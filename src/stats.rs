@@ -27,6 +27,10 @@ pub struct ServerStats {
     pub connections_accepted: AtomicU64,
     /// Sends that ended because the file shrank while it was being sent.
     pub truncated_sends: AtomicU64,
+    /// File chunks read on the async worker because they were in the page cache (HTTPS).
+    pub chunks_read_in_place: AtomicU64,
+    /// File chunks read on the blocking pool (`chunked` mode; HTTPS when not cached).
+    pub chunks_read_on_pool: AtomicU64,
 }
 
 impl ServerStats {
@@ -43,7 +47,7 @@ impl ServerStats {
                 "{{\"mode\":\"{}\",\"requests\":{},\"responses_206\":{},\"bytes_sent\":{},",
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
-                "\"truncated_sends\":{}}}"
+                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{}}}"
             ),
             mode,
             get(&self.requests),
@@ -56,6 +60,8 @@ impl ServerStats {
             get(&self.open_connections),
             get(&self.connections_accepted),
             get(&self.truncated_sends),
+            get(&self.chunks_read_in_place),
+            get(&self.chunks_read_on_pool),
         )
     }
 }

@@ -34,6 +34,29 @@ fn plays_and_seeks_in_chunked_mode() {
     play_and_seek("chunked");
 }
 
+/// Over HTTPS Chromium negotiates HTTP/2 by ALPN: the same checks, and every movie request
+/// must have been HTTP/2 (the server's access log says which version each request used).
+#[test]
+fn plays_and_seeks_over_https_with_http2() {
+    if !browser_available() {
+        return;
+    }
+    let Some(cert) = TestCert::new() else { return };
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = TestServer::start_https(external::repo(), &cert, &["--mode", "sendfile"]);
+    let log = run_browser(&server, "sendfile", "browser-https-h2", &[]);
+    let is_movie = |path: &str| path.starts_with("/movie/") || path == "/video";
+    assert_movie_served_with_206(&log, is_movie);
+    let movie: Vec<_> = access_log::parse(&log)
+        .into_iter()
+        .filter(|a| is_movie(&a.path))
+        .collect();
+    assert!(
+        movie.iter().all(|a| a.version == "HTTP/2.0"),
+        "Chromium did not use HTTP/2 over HTTPS:\n{log}"
+    );
+}
+
 #[test]
 fn seek_in_a_long_movie_fetches_from_the_middle_in_sendfile_mode() {
     seek_in_a_long_movie("sendfile");
@@ -106,9 +129,18 @@ fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) ->
     let mut node = external::command("node");
     node.current_dir(external::repo())
         .arg("tests/browser/play_and_seek.mjs")
-        .arg(format!("http://{}/", server.addr))
+        .arg(server.url("/"))
         .arg(&screenshot)
         .args(options);
+    // A test certificate is self-signed: the script starts $CHROMIUM, so point that at a
+    // wrapper that adds --ignore-certificate-errors.
+    let wrapper_dir = tempfile::tempdir().unwrap();
+    if server.https {
+        node.env(
+            "CHROMIUM",
+            chromium_ignoring_certificate_errors(wrapper_dir.path()),
+        );
+    }
     let run = external::run(node, BROWSER_DEADLINE);
     let report = run.stdout_text();
     std::fs::write(
@@ -136,6 +168,21 @@ fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) ->
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "screenshot suspiciously small");
     server.log()
+}
+
+/// A script in `dir` that runs the Chromium the script would use, with
+/// `--ignore-certificate-errors` added.
+fn chromium_ignoring_certificate_errors(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let wrapper = dir.join("chromium");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec '{chromium}' --ignore-certificate-errors \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
 }
 
 /// Every response for the movie (paths chosen by `is_movie`) was a 206, and there was at least

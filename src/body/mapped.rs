@@ -13,16 +13,22 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::Buf;
 use memmap2::{Mmap, MmapOptions};
 
 /// Mapped regions alive on one connection, by address. A connection holds at most a few (the
-/// chunks hyper has queued), so a vector is the right map.
+/// chunks hyper has queued, and the last whole-file mapping kept for reuse), so a vector is the
+/// right map.
 #[derive(Debug, Default)]
 pub struct MappedRegistry {
     regions: Mutex<Vec<RegisteredRegion>>,
+    /// The last whole-file mapping made on this connection, kept for the next response about
+    /// the same file: a player asks for many ranges of one movie on one connection, and a
+    /// mapping that is never touched in user space costs only address space, while
+    /// `mmap`/`munmap` per response costs syscalls and a TLB shootdown on every core.
+    reusable: Mutex<Option<(FileKey, Arc<Mapping>)>>,
 }
 
 #[derive(Debug)]
@@ -43,6 +49,56 @@ pub struct FileSpan {
     /// Mapped bytes from that address to the end of the region.
     pub available: usize,
 }
+
+/// What identifies one version of a file: a mapping made for one key serves every response
+/// with the same key. A file rewritten in place changes length or mtime; a replaced file
+/// changes inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKey {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl FileKey {
+    /// The key of an open file's metadata.
+    #[cfg(unix)]
+    pub fn from_metadata(metadata: &std::fs::Metadata) -> FileKey {
+        use std::os::unix::fs::MetadataExt;
+        FileKey {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            len: metadata.len(),
+            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
+                + i128::from(metadata.mtime_nsec()),
+        }
+    }
+
+    /// The key of an open file's metadata.
+    #[cfg(not(unix))]
+    pub fn from_metadata(metadata: &std::fs::Metadata) -> FileKey {
+        let mtime_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        FileKey {
+            dev: 0,
+            ino: 0,
+            len: metadata.len(),
+            mtime_ns,
+        }
+    }
+}
+
+/// Largest file mapped whole for reuse; larger ones are mapped window by window. Address space
+/// only (64-bit: 128 TiB), so the bound is generous; 32-bit targets never map whole files.
+const MAX_REUSABLE_MAPPING: u64 = if cfg!(target_pointer_width = "64") {
+    1 << 36
+} else {
+    0
+};
 
 impl MappedRegistry {
     /// Which file region the address `ptr` lies in, if it lies in a registered mapping.
@@ -73,6 +129,16 @@ impl MappedRegistry {
         self.len() == 0
     }
 
+    /// Drops the mapping kept for reuse (it is unmapped once no queued chunk uses it).
+    pub fn forget_reusable(&self) {
+        let kept = self
+            .reusable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(kept);
+    }
+
     fn register(&self, region: RegisteredRegion) {
         self.lock().push(region);
     }
@@ -88,36 +154,32 @@ impl MappedRegistry {
     }
 }
 
-/// A mapped window of a file, registered for as long as it lives.
-pub struct MappedChunk {
+/// One `mmap` of a file region, registered for as long as it lives.
+struct Mapping {
     map: Mmap,
     /// Start of the wanted bytes inside `map` (mappings start on a page boundary).
     data_start: usize,
-    /// Read position inside `map` (advances as hyper writes).
-    pos: usize,
-    registry: Arc<MappedRegistry>,
+    /// The registry to leave on drop. Weak: the registry's reuse slot holds mappings, and a
+    /// registry that is gone (connection closed) has nothing to leave.
+    registry: Weak<MappedRegistry>,
 }
 
-impl std::fmt::Debug for MappedChunk {
+impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MappedChunk")
-            .field("len", &(self.map.len() - self.data_start))
-            .field("remaining", &self.remaining())
+        f.debug_struct("Mapping")
+            .field("len", &self.bytes().len())
             .finish()
     }
 }
 
-impl MappedChunk {
+impl Mapping {
     /// Maps `len` bytes of `file` from `offset` and registers them.
-    ///
-    /// # Errors
-    /// Whatever `mmap(2)` says (e.g. the file system cannot map).
-    pub fn map(
+    fn new(
         file: &Arc<File>,
         offset: u64,
         len: usize,
         registry: &Arc<MappedRegistry>,
-    ) -> io::Result<MappedChunk> {
+    ) -> io::Result<Mapping> {
         debug_assert!(len > 0, "empty regions are never mapped");
         let page = page_size() as u64;
         let aligned = offset - offset % page;
@@ -140,22 +202,102 @@ impl MappedChunk {
             file: Arc::clone(file),
             file_offset: offset,
         });
-        Ok(MappedChunk {
+        Ok(Mapping {
             map,
             data_start,
-            pos: data_start,
-            registry: Arc::clone(registry),
+            registry: Arc::downgrade(registry),
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.map[self.data_start..]
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Leave the registry before `map` is unmapped (fields drop after this runs), so no
+        // writer can look up an address that is no longer mapped.
+        if let Some(registry) = self.registry.upgrade() {
+            registry.unregister(self.map.as_ptr() as usize + self.data_start);
+        }
+    }
+}
+
+/// A view of a mapped file region, as a `Buf` hyper can queue.
+pub struct MappedChunk {
+    mapping: Arc<Mapping>,
+    /// Read position inside the mapping's bytes (advances as hyper writes).
+    pos: usize,
+    /// End of the view inside the mapping's bytes.
+    end: usize,
+}
+
+impl std::fmt::Debug for MappedChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedChunk")
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+impl MappedChunk {
+    /// Maps `len` bytes of `file` from `offset` for this chunk alone (unmapped when it drops).
+    ///
+    /// # Errors
+    /// Whatever `mmap(2)` says (e.g. the file system cannot map).
+    pub fn map(
+        file: &Arc<File>,
+        offset: u64,
+        len: usize,
+        registry: &Arc<MappedRegistry>,
+    ) -> io::Result<MappedChunk> {
+        Ok(MappedChunk {
+            mapping: Arc::new(Mapping::new(file, offset, len, registry)?),
+            pos: 0,
+            end: len,
+        })
+    }
+
+    /// A view of `len` bytes from `offset` of a whole-file mapping shared by the responses on
+    /// this connection about the same version of the file (`key`); mapped on first use.
+    ///
+    /// # Errors
+    /// Whatever `mmap(2)` says.
+    pub fn map_reusable(
+        file: &Arc<File>,
+        key: FileKey,
+        offset: u64,
+        len: usize,
+        registry: &Arc<MappedRegistry>,
+    ) -> io::Result<MappedChunk> {
+        if key.len > MAX_REUSABLE_MAPPING || offset + len as u64 > key.len {
+            return MappedChunk::map(file, offset, len, registry);
+        }
+        let mut reusable = registry.reusable.lock().unwrap_or_else(|e| e.into_inner());
+        let mapping = match &*reusable {
+            Some((kept, mapping)) if *kept == key => Arc::clone(mapping),
+            _ => {
+                let mapping = Arc::new(Mapping::new(file, 0, key.len as usize, registry)?);
+                *reusable = Some((key, Arc::clone(&mapping)));
+                mapping
+            }
+        };
+        Ok(MappedChunk {
+            mapping,
+            pos: offset as usize,
+            end: offset as usize + len,
         })
     }
 }
 
 impl Buf for MappedChunk {
     fn remaining(&self) -> usize {
-        self.map.len() - self.pos
+        self.end - self.pos
     }
 
     fn chunk(&self) -> &[u8] {
-        &self.map[self.pos..]
+        &self.mapping.bytes()[self.pos..self.end]
     }
 
     fn advance(&mut self, cnt: usize) {
@@ -164,15 +306,6 @@ impl Buf for MappedChunk {
             "advance past the end of a mapped chunk"
         );
         self.pos += cnt;
-    }
-}
-
-impl Drop for MappedChunk {
-    fn drop(&mut self) {
-        // Leave the registry before `map` is unmapped (fields drop after this runs), so no
-        // writer can look up an address that is no longer mapped.
-        self.registry
-            .unregister(self.map.as_ptr() as usize + self.data_start);
     }
 }
 
@@ -228,6 +361,34 @@ mod tests {
         // Addresses outside the window are not ours.
         assert!(registry.lookup(content.as_ptr()).is_none());
         drop(chunk);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn reusable_mapping_is_shared_per_file_version_and_released() {
+        let content: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let file = temp_file(&content);
+        let key = FileKey::from_metadata(&file.metadata().unwrap());
+        let registry = Arc::new(MappedRegistry::default());
+        let a = MappedChunk::map_reusable(&file, key, 100, 1000, &registry).unwrap();
+        let b = MappedChunk::map_reusable(&file, key, 40_000, 10_000, &registry).unwrap();
+        assert_eq!(a.chunk(), &content[100..1100]);
+        assert_eq!(b.chunk(), &content[40_000..50_000]);
+        // One whole-file mapping serves both.
+        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.lookup(b.chunk().as_ptr()).unwrap().offset, 40_000);
+        // Another version of the file gets its own mapping; the old one goes when unused.
+        let other = FileKey {
+            len: key.len,
+            mtime_ns: key.mtime_ns + 1,
+            ..key
+        };
+        let c = MappedChunk::map_reusable(&file, other, 0, 10, &registry).unwrap();
+        assert_eq!(registry.len(), 2);
+        drop((a, b));
+        assert_eq!(registry.len(), 1);
+        drop(c);
+        registry.forget_reusable();
         assert!(registry.is_empty());
     }
 }

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `sendfile`, `mmap` | [`MappedChunk`] windows, written by `sendfile` or `writev` | `mapped.rs` |
 //! | `chunked` | `Bytes` read with `pread` on the blocking pool, `--chunk-size` at a time | `chunked.rs` |
+//! | any streaming mode over TLS | `Bytes` read with `pread`, 128 KiB at a time; page-cache hits in place | `chunked.rs` |
 //! | `read-all` | one `Bytes` per range, read before the response starts | `read_all.rs` |
 //!
 //! Whatever the mode, a file that turns out shorter than promised ends the body with an error,
@@ -30,7 +31,7 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-pub use mapped::{FileSpan, MappedChunk, MappedRegistry};
+pub use mapped::{FileKey, FileSpan, MappedChunk, MappedRegistry};
 
 use crate::stats::ServerStats;
 
@@ -67,11 +68,20 @@ pub enum FileStrategy {
         window: usize,
         /// The connection's registry.
         registry: Arc<MappedRegistry>,
+        /// Map the whole file once and reuse the mapping for later responses about the same
+        /// version of it (sendfile mode, where the pages are never touched); `None` maps each
+        /// window on its own and unmaps it when sent (mmap mode, which faults pages in).
+        reuse: Option<FileKey>,
     },
     /// `pread` into fresh buffers of at most `chunk_size` bytes.
     Chunked {
         /// Buffer size.
         chunk_size: usize,
+        /// Read bytes that are in the page cache right here, on the async worker, and only the
+        /// rest on the blocking pool (HTTPS, where the copy is the fast path and a thread hop
+        /// per chunk costs more than the copy); `false` always uses the pool, as Node does
+        /// (`--mode chunked`).
+        cached_inline: bool,
     },
 }
 
@@ -246,6 +256,18 @@ impl ResponseBody {
         }))))
     }
 
+    /// Hands over `bytes` just read from the front file segment (never empty).
+    fn yield_read(&mut self, bytes: Bytes) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
+        if let Some(Segment::File { offset, len }) = self.segments.front_mut() {
+            *offset += bytes.len() as u64;
+            *len -= bytes.len() as u64;
+        }
+        if let Some(stats) = &self.stats {
+            ServerStats::add(&stats.bytes_copied, bytes.len() as u64);
+        }
+        self.yield_chunk(ChunkData::Copied(bytes))
+    }
+
     fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<BodyChunk>, io::Error>>> {
         if let Some(stats) = &self.stats {
             if error.kind() == io::ErrorKind::UnexpectedEof {
@@ -287,14 +309,7 @@ impl Body for ResponseBody {
                     Ok(Err(error)) => return this.fail(error),
                     Err(join_error) => return this.fail(io::Error::other(join_error)),
                 };
-                if let Some(Segment::File { offset, len }) = this.segments.front_mut() {
-                    *offset += bytes.len() as u64;
-                    *len -= bytes.len() as u64;
-                }
-                if let Some(stats) = &this.stats {
-                    ServerStats::add(&stats.bytes_copied, bytes.len() as u64);
-                }
-                return this.yield_chunk(ChunkData::Copied(bytes));
+                return this.yield_read(bytes);
             }
             let Some(segment) = this.segments.front_mut() else {
                 return Poll::Ready(None);
@@ -314,9 +329,19 @@ impl Body for ResponseBody {
                         return this.fail(io::Error::other("file segment without a file"));
                     };
                     match strategy {
-                        FileStrategy::Mapped { window, registry } => {
+                        FileStrategy::Mapped {
+                            window,
+                            registry,
+                            reuse,
+                        } => {
                             let n = (*len).min(*window as u64) as usize;
-                            match MappedChunk::map(file, *offset, n, registry) {
+                            let mapped = match reuse {
+                                Some(key) => {
+                                    MappedChunk::map_reusable(file, *key, *offset, n, registry)
+                                }
+                                None => MappedChunk::map(file, *offset, n, registry),
+                            };
+                            match mapped {
                                 Ok(chunk) => {
                                     *offset += n as u64;
                                     *len -= n as u64;
@@ -325,8 +350,22 @@ impl Body for ResponseBody {
                                 Err(error) => return this.fail(error),
                             }
                         }
-                        FileStrategy::Chunked { chunk_size } => {
+                        FileStrategy::Chunked {
+                            chunk_size,
+                            cached_inline,
+                        } => {
                             let n = (*len).min(*chunk_size as u64) as usize;
+                            if *cached_inline {
+                                if let Some(bytes) = chunked::read_cached(file, *offset, n) {
+                                    if let Some(stats) = &this.stats {
+                                        ServerStats::add(&stats.chunks_read_in_place, 1);
+                                    }
+                                    return this.yield_read(bytes);
+                                }
+                            }
+                            if let Some(stats) = &this.stats {
+                                ServerStats::add(&stats.chunks_read_on_pool, 1);
+                            }
                             let (file, at) = (Arc::clone(file), *offset);
                             this.pending_read = Some(tokio::task::spawn_blocking(move || {
                                 chunked::read_chunk(&file, at, n)

@@ -16,6 +16,8 @@ pub const MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
 pub struct TestServer {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Whether it speaks HTTPS (started with a certificate).
+    pub https: bool,
     pub log: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -55,7 +57,7 @@ impl TestServer {
             .recv_timeout(Duration::from_secs(20))
             .unwrap_or_else(|_| panic!("server did not start; log:\n{}", read(&log)));
         let addr = line
-            .split("http://")
+            .split("://")
             .nth(1)
             .and_then(|rest| rest.split('/').next())
             .and_then(|a| a.parse().ok())
@@ -63,9 +65,23 @@ impl TestServer {
         TestServer {
             child,
             addr,
+            https: line.contains("https://"),
             log,
             _log_dir: log_dir,
         }
+    }
+
+    /// Starts the server with HTTPS on, using `cert`.
+    pub fn start_https(root: &Path, cert: &TestCert, args: &[&str]) -> TestServer {
+        let mut all = vec!["--tls-cert", cert.cert_str(), "--tls-key", cert.key_str()];
+        all.extend_from_slice(args);
+        TestServer::start(root, &all)
+    }
+
+    /// `http://ADDR{path}`, or `https://...` for a server started with a certificate.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     pub fn log(&self) -> String {
@@ -399,4 +415,42 @@ pub fn require(command: &str) -> bool {
     }
     eprintln!("skipping: {command} is not installed (scripts/install-test-deps.sh installs it)");
     false
+}
+
+/// A self-signed certificate and key for localhost and 127.0.0.1, made by scripts/make-cert.sh
+/// (openssl) in a temporary directory.
+pub struct TestCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCert {
+    /// `None` (a skip outside CI) when openssl is missing.
+    pub fn new() -> Option<TestCert> {
+        if !require("openssl") {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-cert.sh");
+        let output = Command::new(script).arg(dir.path()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "make-cert.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(TestCert {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            _dir: dir,
+        })
+    }
+
+    pub fn cert_str(&self) -> &str {
+        self.cert.to_str().unwrap()
+    }
+
+    pub fn key_str(&self) -> &str {
+        self.key.to_str().unwrap()
+    }
 }
