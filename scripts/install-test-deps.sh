@@ -92,3 +92,10 @@ if [[ ! -d "$root/tests/browser/node_modules" ]]; then
         "$root/tests/browser/node_modules/playwright-core/package.json")"
     echo "installed playwright-core $version (npm ci in tests/browser)"
 fi
+
+# httplint (the checker behind REDbot), pinned, for the HTTP-linter test in tests/clients.rs.
+if ! python3 -c 'import httplint' >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        'httplint==2026.10.4' >"$log" 2>&1 || fail "pip install httplint failed"
+    echo "installed httplint 2026.10.4 (pip)"
+fi

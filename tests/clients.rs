@@ -562,7 +562,7 @@ fn curl_sees_movies_cacheable_for_an_hour_by_default_with_validators_and_no_vary
         return;
     }
     let server = TestServer::start(external::repo(), &[]);
-    check_caching_headers(&server, "public, max-age=3600");
+    check_caching_headers(&server, "max-age=3600");
 }
 
 #[test]
@@ -571,7 +571,7 @@ fn curl_sees_cache_max_age_flag_in_every_cacheable_response() {
         return;
     }
     let server = TestServer::start(external::repo(), &["--cache-max-age", "60"]);
-    check_caching_headers(&server, "public, max-age=60");
+    check_caching_headers(&server, "max-age=60");
 }
 
 #[test]
@@ -593,5 +593,99 @@ fn curl_sees_no_vary_on_pages_and_api_either() {
         );
         assert_eq!(got.header_count("vary"), 0, "{path}: {:?}", got.headers);
         assert_eq!(got.header("content-encoding"), None, "{path}");
+    }
+}
+
+// ---- an HTTP linter ----------------------------------------------------------------------
+
+/// Runs `httplint` (the checker behind REDbot) on a raw response; returns its WARN and BAD lines.
+fn lint(raw: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    // Through python3 rather than the `httplint` script, which pyenv-style shims may not list
+    // until rehashed.
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; from httplint.cli import main; sys.argv[0] = 'httplint'; sys.exit(main())",
+            "-n",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run httplint");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "httplint failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains("[WARN]") || l.contains("[BAD]"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn an_http_linter_finds_nothing_to_complain_about_in_movies_and_pages() {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import httplint, sniffpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "httplint is required in CI (scripts/install-test-deps.sh installs it)"
+        );
+        eprintln!("skipping: httplint is not installed (pip install httplint)");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let server = TestServer::start(root, &[]);
+    let exchange = |request: &str| {
+        let raw = raw_exchange(
+            server.addr,
+            format!("{request}\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        (request.to_string(), lint(&raw))
+    };
+    let etag = server
+        .get("/movie/sample.mp4", &[])
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let results = [
+        exchange("GET /movie/sample.mp4 HTTP/1.1"),
+        exchange("GET /movie/sample.mp4 HTTP/1.1\r\nRange: bytes=0-99"),
+        exchange("GET /movie/sample.mp4 HTTP/1.1\r\nRange: bytes=0-9,100-199"),
+        exchange(&format!(
+            "GET /movie/sample.mp4 HTTP/1.1\r\nIf-None-Match: {etag}"
+        )),
+        exchange("HEAD /movie/sample.mp4 HTTP/1.1"),
+        exchange("GET / HTTP/1.1"),
+        exchange("GET /html/movie_player.html HTTP/1.1"),
+        exchange("GET /movie/ HTTP/1.1"),
+    ];
+    for (request, mut complaints) in results {
+        // httplint sniffs bodies with sniffpy, which classifies no MP4 at all (it answers
+        // "undefined/undefined" for a valid ftyp box), so it reports any whole MP4 as not
+        // matching its type: the linter's limit, proven here, not a server fault.
+        if request.starts_with("GET /movie/sample.mp4 HTTP/1.1") && !request.contains("Range") {
+            let sniffed = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sniffpy,sys; print(sniffpy.sniff(open(sys.argv[1],'rb').read(512),'video/mp4'))",
+                ])
+                .arg(root.join("movie/sample.mp4"))
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&sniffed.stdout).trim() == "undefined/undefined" {
+                complaints.retain(|c| !c.contains("doesn't match the declared Content-Type"));
+            }
+        }
+        // RFC 9110 §15.3.7.2: "a server MUST NOT generate a Content-Range header field in the
+        // HTTP header section of a multiple part response"; each part carries its own. The
+        // linter asks for one anyway (tests/http_semantics.rs checks the parts' fields).
+        if request.contains("bytes=0-9,100-199") {
+            complaints.retain(|c| !c.contains("partial, but doesn't have a Content-Range"));
+        }
+        assert!(complaints.is_empty(), "{request}: {complaints:?}");
     }
 }
