@@ -31,17 +31,10 @@ set -euo pipefail
 
 script_dir="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd -- "$script_dir/.." && pwd)"
+# shellcheck source=scripts/lib/bench-common.sh
+source "$script_dir/lib/bench-common.sh"
 
 ALL_SERVERS="reelserve-h1 reelserve-h2 nginx-h1 nginx-h2"
-
-die() {
-    echo "compare-https.sh: $*" >&2
-    exit 1
-}
-
-log() {
-    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
-}
 
 QUICK="${QUICK:-0}"
 [[ "$QUICK" == 0 || "$QUICK" == 1 ]] || die "QUICK must be 0 or 1, not '$QUICK'"
@@ -82,15 +75,6 @@ done
 # ---------------------------------------------------------------------------------------------
 # Tools: wrk (TLS-capable in Debian), h2load (nghttp2-client), nginx, openssl, curl.
 
-ensure_tool() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    [[ -x "/usr/sbin/$1" ]] && return 0
-    log "$1 not found; installing $2 with apt-get"
-    local sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "$2" >&2 ||
-        { $sudo apt-get update >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "$2" >&2; }
-}
 for tool in curl python3 pgrep openssl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
@@ -116,25 +100,6 @@ PIDS_FILE="$RAW/pids"
 : >"$PIDS_FILE"
 : >"$RAW/failures.jsonl"
 
-start_time() {
-    awk '{ sub(/^.*\) /, ""); if ($1 != "Z") print $20 }' "/proc/$1/stat" 2>/dev/null || true
-}
-
-register_pid() {
-    printf '%s %s\n' "$1" "$(start_time "$1")" >>"$PIDS_FILE"
-}
-
-kill_registered() {
-    local pid="$1" started="$2" i
-    [[ -n "$started" && "$(start_time "$pid")" == "$started" ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        [[ "$(start_time "$pid")" == "$started" ]] || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local pid started
     while read -r pid started; do kill_registered "$pid" "$started"; done <"$PIDS_FILE"
@@ -145,41 +110,6 @@ trap 'exit 130' INT TERM
 failure() {
     printf '{"server":"%s","scenario":"%s","error":"%s"}\n' "$1" "$2" "${3//\"/\'}" >>"$RAW/failures.jsonl"
     log "FAILED: $1 $2: $3"
-}
-
-# The server process and its children (nginx's workers).
-proc_tree() {
-    local queue=("$1") found=() pid kid
-    while [[ ${#queue[@]} -gt 0 ]]; do
-        pid="${queue[0]}"
-        queue=("${queue[@]:1}")
-        [[ -d "/proc/$pid" ]] || continue
-        found+=("$pid")
-        for kid in $(pgrep -P "$pid" || true); do queue+=("$kid"); done
-    done
-    echo "${found[*]}"
-}
-
-cpu_ticks() {
-    local pid
-    for pid in $1; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
-        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%d\n", t }'
-}
-
-# Sum of VmHWM (KiB), after reset_peak_rss put it back to the current RSS (Linux >= 4.0).
-peak_rss_kib() {
-    local pid
-    for pid in $1; do awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true; done |
-        awk '{ s += $1 } END { printf "%d\n", s }'
-}
-
-reset_peak_rss() {
-    local pid
-    for pid in $1; do { echo 5 >"/proc/$pid/clear_refs"; } 2>/dev/null || true; done
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -318,7 +248,7 @@ measure() {
     local out="$RAW/client/$tag.txt" url="$SERVER_URL/big.bin" client
     [[ "$scenario" == S1 ]] && conns=4 || conns=64
     pids="$(proc_tree "$SERVER_PID")"
-    reset_peak_rss "$pids"
+    reset_peak_rss "$pids" >/dev/null
     cpu0="$(cpu_ticks "$pids")"
     case "$server:$scenario" in
         *-h1:S1)

@@ -32,28 +32,13 @@ pub fn poll_sendfile(
     offset: u64,
     count: usize,
 ) -> Poll<io::Result<usize>> {
-    let Ok(mut off) = libc::off64_t::try_from(offset) else {
+    let Ok(offset) = libc::off64_t::try_from(offset) else {
         return Poll::Ready(Err(io::Error::from(io::ErrorKind::InvalidInput)));
     };
-    loop {
-        ready!(tcp.poll_write_ready(cx))?;
-        let start = off;
-        match tcp.try_io(Interest::WRITABLE, || {
-            off = start;
-            nix::sys::sendfile::sendfile64(tcp, file, Some(&mut off), count)
-                .map_err(io::Error::from)
-        }) {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            result => return Poll::Ready(result),
-        }
-    }
+    poll_write_syscall(tcp, cx, || {
+        let mut off = offset;
+        nix::sys::sendfile::sendfile64(tcp, file, Some(&mut off), count)
+    })
 }
 
 /// Writes `bufs` with `MSG_MORE`: the kernel holds a partial segment back because file bytes
@@ -66,12 +51,22 @@ pub fn poll_send_more(
     let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
     // writev accepts at most IOV_MAX slices; hyper passes at most 64.
     let bufs = &bufs[..bufs.len().min(1024)];
+    poll_write_syscall(tcp, cx, || {
+        nix::sys::socket::sendmsg::<()>(tcp.as_raw_fd(), bufs, &[], flags, None)
+    })
+}
+
+/// tokio's readiness contract around one non-blocking write syscall: wait until writable, try
+/// the call inside `try_io` (which clears readiness on EAGAIN, so the next poll registers the
+/// waker), retry on EAGAIN and EINTR.
+fn poll_write_syscall(
+    tcp: &TcpStream,
+    cx: &mut Context<'_>,
+    mut syscall: impl FnMut() -> nix::Result<usize>,
+) -> Poll<io::Result<usize>> {
     loop {
         ready!(tcp.poll_write_ready(cx))?;
-        match tcp.try_io(Interest::WRITABLE, || {
-            nix::sys::socket::sendmsg::<()>(tcp.as_raw_fd(), bufs, &[], flags, None)
-                .map_err(io::Error::from)
-        }) {
+        match tcp.try_io(Interest::WRITABLE, || syscall().map_err(io::Error::from)) {
             Err(e)
                 if matches!(
                     e.kind(),
