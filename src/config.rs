@@ -117,9 +117,15 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Worker threads for the async runtime [default: one per core].
+    /// Event-loop threads [default: one per core]. Each has its own listening socket
+    /// (SO_REUSEPORT) and its share of --max-connections, as nginx's workers do.
     #[arg(long, env = "REELSERVE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Run the threads as one tokio work-stealing pool with one listener instead of one event
+    /// loop per thread (balances uneven connections; more cross-thread wake-ups).
+    #[arg(long, env = "REELSERVE_WORK_STEALING")]
+    pub work_stealing: bool,
 
     /// PEM certificate chain (leaf first). With --tls-key, the server speaks HTTPS (HTTP/2 and
     /// HTTP/1.1 by ALPN, TLS 1.2 and 1.3) instead of plain HTTP. scripts/make-cert.sh makes a

@@ -17,43 +17,34 @@ fn main() -> ExitCode {
 
     raise_open_file_limit();
 
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(workers) = config.workers {
-        runtime.worker_threads(workers.max(1));
-    }
-    let runtime = match runtime.build() {
-        Ok(runtime) => runtime,
+    let server = match Server::bind(config) {
+        Ok(server) => server,
         Err(error) => {
-            eprintln!("reelserve: cannot start the async runtime: {error}");
+            eprintln!("reelserve: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = match server.local_addr() {
+        Ok(addr) => addr,
+        Err(error) => {
+            eprintln!("reelserve: cannot read the bound address: {error}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        let server = match Server::bind(config).await {
-            Ok(server) => server,
-            Err(error) => {
-                eprintln!("reelserve: {error}");
-                return ExitCode::from(2);
-            }
-        };
-        let addr = match server.local_addr() {
-            Ok(addr) => addr,
-            Err(error) => {
-                eprintln!("reelserve: cannot read the bound address: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        // Tests and scripts read this line to find the port (with --addr IP:0).
-        let scheme = if server.is_tls() { "https" } else { "http" };
-        println!(
-            "reelserve listening on {scheme}://{addr}/ (mode {}, root {})",
-            server.mode().name(),
-            server.root().display()
-        );
-        server.run_until(shutdown_signal()).await;
-        ExitCode::SUCCESS
-    })
+    // Tests and scripts read this line to find the port (with --addr IP:0).
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    println!(
+        "reelserve listening on {scheme}://{addr}/ (mode {}, root {})",
+        server.mode().name(),
+        server.root().display()
+    );
+    match server.run(shutdown_signal()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("reelserve: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
