@@ -117,15 +117,16 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Event-loop threads [default: one per core]. Each has its own listening socket
-    /// (SO_REUSEPORT) and its share of --max-connections, as nginx's workers do.
+    /// Worker threads [default: one per core].
     #[arg(long, env = "REELSERVE_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Run the threads as one tokio work-stealing pool with one listener instead of one event
-    /// loop per thread (balances uneven connections; more cross-thread wake-ups).
-    #[arg(long, env = "REELSERVE_WORK_STEALING")]
-    pub work_stealing: bool,
+    /// Run one single-threaded event loop per worker, each with its own SO_REUSEPORT listener
+    /// and share of --max-connections (nginx-style), instead of one work-stealing pool. Fewer
+    /// cross-thread wake-ups for many small requests; with few connections the kernel's hash
+    /// can put them all on one loop (see the README's results).
+    #[arg(long, env = "REELSERVE_PER_CORE")]
+    pub per_core: bool,
 
     /// PEM certificate chain (leaf first). With --tls-key, the server speaks HTTPS (HTTP/2 and
     /// HTTP/1.1 by ALPN, TLS 1.2 and 1.3) instead of plain HTTP. scripts/make-cert.sh makes a

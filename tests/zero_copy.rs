@@ -389,13 +389,29 @@ fn a_fast_download_does_not_starve_other_clients_on_one_worker() {
     );
 }
 
-/// The alternative scheduler (`--work-stealing`: one tokio pool, one listener) serves the same
-/// bytes and shuts down the same way as the default per-core event loops.
+/// The alternative scheduler (`--per-core`: one event loop and SO_REUSEPORT listener per
+/// thread) serves the same bytes and shuts down the same way as the default work-stealing pool.
 #[test]
-fn work_stealing_scheduler_serves_and_shuts_down_like_per_core_loops() {
+fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
     let (root, content) = root_with_movie();
-    for args in [&["--work-stealing"][..], &["--workers", "3"][..]] {
+    for args in [
+        &["--per-core"][..],
+        &["--per-core", "--workers", "3"][..],
+        &[][..],
+    ] {
         let mut server = TestServer::start(root.path(), args);
+        // SO_REUSEPORT must not let a second server share the port silently.
+        let second = std::process::Command::new(env!("CARGO_BIN_EXE_reelserve"))
+            .arg("--root")
+            .arg(root.path())
+            .args(["--per-core", "--addr", &server.addr.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            second.status.code(),
+            Some(2),
+            "{args:?}: a second server bound the port"
+        );
         for _ in 0..8 {
             let range = server.get("/movie/film.mp4", &[("Range", "bytes=100-200099")]);
             assert!(range.body == content[100..200_100], "{args:?}");
