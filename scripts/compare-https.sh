@@ -115,21 +115,9 @@ failure() {
 # ---------------------------------------------------------------------------------------------
 # Build, data, certificate.
 
-BIN="$root/target/release/reelserve"
-if [[ "$BUILD" == 1 ]]; then
-    log "cargo build --release"
-    (cd -- "$root" && cargo build --release --bin reelserve) >&2 || die "cargo build --release failed"
-fi
-[[ -x "$BIN" ]] || die "$BIN is missing: run cargo build --release (or drop BUILD=0)"
-
+ensure_release_binary "$root" "$BUILD"
 DATA="$WORK_DIR/data"
-mkdir -p -- "$DATA"
-chmod 755 "$WORK_DIR" "$DATA"
-if [[ ! -f "$DATA/big.bin" || "$(stat -c %s -- "$DATA/big.bin")" != "$BIG_BYTES" ]]; then
-    log "making $DATA/big.bin ($BIG_BYTES bytes from /dev/urandom)"
-    head -c "$BIG_BYTES" /dev/urandom >"$DATA/big.bin.tmp"
-    mv -f -- "$DATA/big.bin.tmp" "$DATA/big.bin"
-fi
+make_data_dir "$DATA" "$BIG_BYTES"
 chmod 644 "$DATA/big.bin"
 TLS_DIR="$WORK_DIR/tls"
 [[ -s "$TLS_DIR/cert.pem" && -s "$TLS_DIR/key.pem" ]] || "$script_dir/make-cert.sh" "$TLS_DIR" >&2

@@ -221,21 +221,9 @@ mem_available_bytes() {
 # ---------------------------------------------------------------------------------------------
 # Build and test data.
 
-BIN="$root/target/release/reelserve"
-if [[ "$BUILD" == 1 ]]; then
-    log "cargo build --release"
-    (cd -- "$root" && cargo build --release --bin reelserve) >&2 || die "cargo build --release failed"
-fi
-[[ -x "$BIN" ]] || die "$BIN is missing: run cargo build --release (or drop --no-build)"
-
+ensure_release_binary "$root" "$BUILD"
 DATA="$WORK_DIR/data"
-mkdir -p -- "$DATA"
-chmod 755 "$WORK_DIR" "$DATA"
-if [[ ! -f "$DATA/big.bin" || "$(stat -c %s -- "$DATA/big.bin")" != "$BIG_BYTES" ]]; then
-    log "making $DATA/big.bin ($BIG_BYTES bytes from /dev/urandom)"
-    head -c "$BIG_BYTES" /dev/urandom >"$DATA/big.bin.tmp"
-    mv -f -- "$DATA/big.bin.tmp" "$DATA/big.bin"
-fi
+make_data_dir "$DATA" "$BIG_BYTES"
 if [[ ! -f "$DATA/small.bin" || "$(stat -c %s -- "$DATA/small.bin")" != "$SMALL_BYTES" ]]; then
     head -c "$SMALL_BYTES" /dev/urandom >"$DATA/small.bin"
 fi

@@ -92,3 +92,26 @@ reset_peak_rss() {
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# ensure_release_binary ROOT BUILD: runs cargo build --release when BUILD is 1; dies if the
+# release binary is missing. Sets BIN.
+ensure_release_binary() {
+    BIN="$1/target/release/reelserve"
+    if [[ "$2" == 1 ]]; then
+        log "cargo build --release"
+        (cd -- "$1" && cargo build --release --bin reelserve) >&2 || die "cargo build --release failed"
+    fi
+    [[ -x "$BIN" ]] || die "$BIN is missing: run cargo build --release (or let the script build)"
+}
+
+# make_data_dir DIR BYTES: DIR (world-readable, for nginx's workers) with big.bin of BYTES random
+# bytes, kept between runs while its size matches.
+make_data_dir() {
+    mkdir -p -- "$1"
+    chmod 755 "$(dirname -- "$1")" "$1"
+    if [[ ! -f "$1/big.bin" || "$(stat -c %s -- "$1/big.bin")" != "$2" ]]; then
+        log "making $1/big.bin ($2 bytes from /dev/urandom)"
+        head -c "$2" /dev/urandom >"$1/big.bin.tmp"
+        mv -f -- "$1/big.bin.tmp" "$1/big.bin"
+    fi
+}
