@@ -2,7 +2,6 @@
 //! length, validators and media type.
 
 use std::fs::File;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,23 +35,11 @@ pub struct Representation {
 }
 
 impl Representation {
-    /// Opens a file and takes its length and validators from the open descriptor, so they
-    /// describe exactly what will be sent even if the path is replaced meanwhile. The inode
-    /// goes into the ETag only if `etag_inode` (see [`Validators::from_file_identity`]).
-    /// Blocking.
-    pub fn open(path: &Path, etag_inode: bool) -> io::Result<Representation> {
-        let file = File::open(path)?;
-        let metadata = file.metadata()?;
-        if !metadata.is_file() {
-            return Err(io::Error::from(io::ErrorKind::NotFound));
-        }
-        Ok(Representation::from_open_file(
-            file, &metadata, path, etag_inode,
-        ))
-    }
-
-    /// A representation of a regular file already opened (with its `fstat`); `path` gives the
-    /// media type by extension.
+    /// A representation of a regular file already opened (see [`crate::resolve::open_beneath`]),
+    /// with length and validators from the same `fstat`, so they describe exactly what will be
+    /// sent even if the path is replaced meanwhile; `path` gives the media type by extension.
+    /// The inode goes into the ETag only if `etag_inode` (see
+    /// [`Validators::from_file_identity`]).
     pub fn from_open_file(
         file: File,
         metadata: &std::fs::Metadata,

@@ -119,6 +119,15 @@ impl MappedRegistry {
             })
     }
 
+    /// Whether `ptr` lies in a registered mapping: what the writer asks of every slice, without
+    /// the `Arc` clone a full [`lookup`](Self::lookup) makes.
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        let address = ptr as usize;
+        self.lock()
+            .iter()
+            .any(|r| address >= r.start && address < r.start + r.len)
+    }
+
     /// Number of live regions (tests check that mappings are released).
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -130,7 +139,8 @@ impl MappedRegistry {
     }
 
     /// Drops the mapping kept for reuse (it is unmapped once no queued chunk uses it).
-    pub fn forget_reusable(&self) {
+    #[cfg(test)]
+    fn forget_reusable(&self) {
         let kept = self
             .reusable
             .lock()
@@ -360,6 +370,8 @@ mod tests {
 
         // Addresses outside the window are not ours.
         assert!(registry.lookup(content.as_ptr()).is_none());
+        assert!(!registry.contains(content.as_ptr()));
+        assert!(registry.contains(chunk.chunk().as_ptr()));
         drop(chunk);
         assert!(registry.is_empty());
     }

@@ -224,7 +224,7 @@ impl ZeroCopyStream {
                 break;
             }
             let n = left.min(buf.len());
-            if self.shared.registry.lookup(buf.as_ptr()).is_some() {
+            if self.shared.registry.contains(buf.as_ptr()) {
                 mapped += n;
             }
             left -= n;
@@ -242,7 +242,7 @@ impl ZeroCopyStream {
     ) -> Poll<io::Result<usize>> {
         let first_mapped = bufs
             .iter()
-            .position(|b| !b.is_empty() && self.shared.registry.lookup(b.as_ptr()).is_some());
+            .position(|b| !b.is_empty() && self.shared.registry.contains(b.as_ptr()));
         match first_mapped {
             None => self.poll_writev(cx, bufs),
             Some(0) => {
