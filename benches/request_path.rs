@@ -17,7 +17,7 @@ use reelserve::conditional::{self, MethodKind, RequestPreconditions, Validators}
 use reelserve::range;
 use reelserve::resolve;
 
-use live_server::{make_file, LiveServer};
+use live_server::{make_file, quick, LiveServer, SERVER_MODES};
 
 /// Length of the representation ranges are resolved against: a 1 GiB movie.
 const MOVIE_LEN: u64 = 1 << 30;
@@ -25,18 +25,11 @@ const MOVIE_LEN: u64 = 1 << 30;
 /// The file of the round-trip group.
 const SMALL_FILE_SIZE: usize = 1024;
 
-/// Modes of the real server, as spelled on its command line.
-const SERVER_MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
-
 /// Warm-up and measurement per benchmark (about 20 benchmarks: ~1.5 minutes by default).
 const WARM_UP: Duration = Duration::from_millis(500);
 const MEASUREMENT: Duration = Duration::from_secs(2);
 const QUICK_WARM_UP: Duration = Duration::from_millis(200);
 const QUICK_MEASUREMENT: Duration = Duration::from_millis(500);
-
-fn quick() -> bool {
-    std::env::var_os("REELSERVE_BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
-}
 
 /// `Range` values: (kind, label, header).
 fn range_headers() -> Vec<(&'static str, &'static str, String)> {

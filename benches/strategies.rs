@@ -29,7 +29,7 @@ use criterion::{
 };
 use memmap2::Mmap;
 
-use live_server::{make_file, LiveServer};
+use live_server::{make_file, quick, LiveServer, SERVER_MODES};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -58,19 +58,12 @@ const CHUNK_SIZES: [usize; 2] = [64 * KIB, MIB];
 /// The file the `server/whole-file` group GETs.
 const SERVER_FILE_SIZE: usize = 16 * MIB;
 
-/// Modes of the real server, as spelled on its command line.
-const SERVER_MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
-
 /// Warm-up and measurement per benchmark; the default run (20 strategy benchmarks, 4 server
 /// ones) stays around two minutes of measuring on 2 cores.
 const WARM_UP: Duration = Duration::from_secs(1);
 const MEASUREMENT: Duration = Duration::from_secs(3);
 const QUICK_WARM_UP: Duration = Duration::from_millis(300);
 const QUICK_MEASUREMENT: Duration = Duration::from_secs(1);
-
-fn quick() -> bool {
-    std::env::var_os("REELSERVE_BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
-}
 
 fn sizes() -> &'static [usize] {
     if quick() {

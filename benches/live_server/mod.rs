@@ -12,6 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Modes of the real server, as spelled on its command line.
+pub const SERVER_MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
+
+/// Whether `REELSERVE_BENCH_QUICK` asks for the short run.
+pub fn quick() -> bool {
+    std::env::var_os("REELSERVE_BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
+}
+
 /// Worker threads for the server: the same as `scripts/compare.sh` (a 2-core box).
 const SERVER_WORKERS: &str = "2";
 
