@@ -17,7 +17,7 @@ use reelserve::conditional::{self, MethodKind, RequestPreconditions, Validators}
 use reelserve::range;
 use reelserve::resolve;
 
-use live_server::{make_file, quick, LiveServer, SERVER_MODES};
+use live_server::{make_file, quick, server_modes, LiveServer};
 
 /// Length of the representation ranges are resolved against: a 1 GiB movie.
 const MOVIE_LEN: u64 = 1 << 30;
@@ -211,7 +211,7 @@ fn bench_round_trip(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("server/small-get");
     group.throughput(Throughput::Elements(1));
-    for mode in SERVER_MODES {
+    for mode in server_modes() {
         let server = LiveServer::start(dir.path(), mode);
         let mut client = server.connect();
         assert_eq!(client.get("/small.bin"), SMALL_FILE_SIZE as u64);

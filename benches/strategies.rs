@@ -29,7 +29,7 @@ use criterion::{
 };
 use memmap2::Mmap;
 
-use live_server::{make_file, quick, LiveServer, SERVER_MODES};
+use live_server::{make_file, quick, server_modes, LiveServer};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -259,7 +259,7 @@ fn bench_server(c: &mut Criterion) {
     let mut group = c.benchmark_group("server/whole-file");
     group.throughput(Throughput::Bytes(SERVER_FILE_SIZE as u64));
     group.sampling_mode(SamplingMode::Flat);
-    for mode in SERVER_MODES {
+    for mode in server_modes() {
         let server = LiveServer::start(dir.path(), mode);
         let mut client = server.connect();
         // One request outside the timing: the connection is warm and the path works.

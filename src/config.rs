@@ -7,39 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// How response bodies are read from disk and written to the socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// Kernel to socket with sendfile(2): no copy through user space (Linux; elsewhere: mmap).
-    Sendfile,
-    /// Write slices of a memory map of the file with writev(2): one copy, in the kernel.
-    Mmap,
-    /// Read --chunk-size pieces into buffers and send each (Node's fs.createReadStream).
-    Chunked,
-    /// Read the whole requested range into memory, then send it (Node's fs.readFile).
-    ReadAll,
-}
-
-impl Mode {
-    /// The name used on the command line and in logs and stats.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Sendfile => "sendfile",
-            Mode::Mmap => "mmap",
-            Mode::Chunked => "chunked",
-            Mode::ReadAll => "read-all",
-        }
-    }
-
-    /// The default: zero-copy where the platform has it.
-    pub fn platform_default() -> Mode {
-        if crate::zero_copy::SENDFILE_AVAILABLE {
-            Mode::Sendfile
-        } else {
-            Mode::Mmap
-        }
-    }
-}
+pub use crate::body::Mode;
 
 /// Format of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,7 +59,9 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_SEND_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub send_timeout: Duration,
 
-    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    /// Connections served at once. At the limit, connections waiting for a request they have not
+    /// started (idle keep-alive, or silent since accept) are closed, oldest first, to admit new
+    /// clients; if there are none, new clients wait until a connection closes.
     #[arg(long, env = "REELSERVE_MAX_CONNECTIONS", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -122,9 +92,9 @@ pub struct Config {
     pub workers: Option<usize>,
 
     /// Run one single-threaded event loop per worker, each with its own SO_REUSEPORT listener
-    /// and share of --max-connections (nginx-style), instead of one work-stealing pool. Fewer
-    /// cross-thread wake-ups for many small requests; with few connections the kernel's hash
-    /// can put them all on one loop (see the README's results).
+    /// (nginx-style; --max-connections is shared by all), instead of one work-stealing pool.
+    /// Fewer cross-thread wake-ups for many small requests; with few connections the kernel's
+    /// hash can put them all on one loop (see the README's results).
     #[arg(long, env = "REELSERVE_PER_CORE")]
     pub per_core: bool,
 
@@ -190,7 +160,7 @@ mod tests {
 
     #[test]
     fn modes_parse_by_name() {
-        for mode in [Mode::Sendfile, Mode::Mmap, Mode::Chunked, Mode::ReadAll] {
+        for &mode in Mode::all() {
             let config = Config::try_parse_from(["reelserve", "--mode", mode.name()]).unwrap();
             assert_eq!(config.mode(), mode);
         }

@@ -1,14 +1,18 @@
-//! Why a request could not be served, and the one place where that becomes a status code.
+//! Every response that is not the requested content: redirects, `304 Not Modified`, client and
+//! server errors. The decision modules ([`crate::route`], [`crate::plan`]) return a
+//! [`ServeError`] saying *why*; this is the one place where that becomes a status code, header
+//! fields and a short body, so every such response carries the same safety fields
+//! (`X-Content-Type-Options: nosniff` on every body it sends) and is logged once, here.
 
 use std::fmt;
 use std::io;
 
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::body::ResponseBody;
 use crate::resolve::PathError;
 
-/// A request the server cannot answer with the resource.
+/// A request the server answers with something other than the resource's content.
 #[derive(Debug)]
 pub struct ServeError {
     kind: Kind,
@@ -16,14 +20,47 @@ pub struct ServeError {
 
 #[derive(Debug)]
 enum Kind {
+    /// A directory asked for without its trailing slash: `301` to the slash form.
+    MovedPermanently(HeaderValue),
+    /// `304`: the client's copy is current. Carries the fields a 200 would (§15.4.5).
+    NotModified(Box<HeaderMap>),
+    /// A request the server will not try to understand; the reason is for the client.
+    BadRequest(&'static str),
     BadPath,
     NotFound,
     Forbidden,
     MethodNotAllowed,
+    PreconditionFailed,
+    /// `416`, with the representation's fields and its current length (§15.5.17).
+    RangeNotSatisfiable {
+        len: u64,
+        fields: Box<HeaderMap>,
+    },
     Io(io::Error),
 }
 
 impl ServeError {
+    /// `301 Moved Permanently` to `location`.
+    pub fn moved_permanently(location: HeaderValue) -> ServeError {
+        ServeError {
+            kind: Kind::MovedPermanently(location),
+        }
+    }
+
+    /// `304 Not Modified`, with the validator and caching fields a `200` would carry.
+    pub fn not_modified(fields: HeaderMap) -> ServeError {
+        ServeError {
+            kind: Kind::NotModified(Box::new(fields)),
+        }
+    }
+
+    /// `400 Bad Request`, saying `why` in a few words.
+    pub fn bad_request(why: &'static str) -> ServeError {
+        ServeError {
+            kind: Kind::BadRequest(why),
+        }
+    }
+
     /// `404 Not Found`.
     pub fn not_found() -> ServeError {
         ServeError {
@@ -38,6 +75,24 @@ impl ServeError {
         }
     }
 
+    /// `412 Precondition Failed` (RFC 9110 §13.2.2 steps 1 and 2).
+    pub fn precondition_failed() -> ServeError {
+        ServeError {
+            kind: Kind::PreconditionFailed,
+        }
+    }
+
+    /// `416 Range Not Satisfiable` for a representation of `len` bytes, with its `fields`
+    /// (validators, caching) and `Content-Range: bytes */len`.
+    pub fn range_not_satisfiable(len: u64, fields: HeaderMap) -> ServeError {
+        ServeError {
+            kind: Kind::RangeNotSatisfiable {
+                len,
+                fields: Box::new(fields),
+            },
+        }
+    }
+
     /// Whether this is a "no such resource" error.
     pub fn is_not_found(&self) -> bool {
         matches!(self.kind, Kind::NotFound)
@@ -46,10 +101,14 @@ impl ServeError {
     /// The status code the client gets.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
-            Kind::BadPath => StatusCode::BAD_REQUEST,
+            Kind::MovedPermanently(_) => StatusCode::MOVED_PERMANENTLY,
+            Kind::NotModified(_) => StatusCode::NOT_MODIFIED,
+            Kind::BadRequest(_) | Kind::BadPath => StatusCode::BAD_REQUEST,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Kind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Kind::Io(error) => match error.kind() {
                 io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
@@ -58,7 +117,7 @@ impl ServeError {
         }
     }
 
-    /// The response: a short plain-text explanation. Server-side failures are logged here, once.
+    /// The response. Server-side failures are logged here, once.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         if status.is_server_error() {
@@ -69,39 +128,85 @@ impl ServeError {
             // Worth an operator's attention: a file the server was asked for but may not read.
             tracing::warn!("403: the server has no permission to read the requested file");
         }
-        let mut response = Response::new(ResponseBody::bytes(format!("{self}\n")));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        let (mut headers, body) = match self.kind {
+            // No content at all (§15.4.5), so no Content-Type either.
+            Kind::NotModified(fields) => (*fields, ResponseBody::empty()),
+            Kind::MovedPermanently(location) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::LOCATION, location);
+                (headers, ResponseBody::empty())
+            }
+            Kind::RangeNotSatisfiable { len, fields } => {
+                let mut headers = *fields;
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from(ContentRangeStar(len)),
+                );
+                (headers, ResponseBody::bytes(format!("{status}\n")))
+            }
+            _ => {
+                let text = format!("{self}\n");
+                (HeaderMap::new(), ResponseBody::bytes(text))
+            }
+        };
+        if !body.is_empty() {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+        }
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
         response
+    }
+}
+
+/// `bytes */LEN`, the `Content-Range` of a 416 (RFC 9110 §14.4).
+struct ContentRangeStar(u64);
+
+impl From<ContentRangeStar> for HeaderValue {
+    fn from(range: ContentRangeStar) -> HeaderValue {
+        // Digits and ASCII only: always a valid field value.
+        HeaderValue::try_from(format!("bytes */{}", range.0))
+            .unwrap_or_else(|_| HeaderValue::from_static("bytes */0"))
     }
 }
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
+            Kind::MovedPermanently(_) => f.write_str("301 Moved Permanently"),
+            Kind::NotModified(_) => f.write_str("304 Not Modified"),
+            Kind::BadRequest(why) => write!(f, "400 Bad Request: {why}"),
             Kind::BadPath => f.write_str("400 Bad Request: malformed or unsafe path"),
             Kind::NotFound => f.write_str("404 Not Found"),
             Kind::Forbidden => f.write_str("403 Forbidden"),
             Kind::MethodNotAllowed => {
                 f.write_str("405 Method Not Allowed: this server answers GET and HEAD")
             }
+            Kind::PreconditionFailed => f.write_str("412 Precondition Failed"),
+            Kind::RangeNotSatisfiable { .. } => f.write_str("416 Range Not Satisfiable"),
             Kind::Io(error) => write!(f, "{}: {error}", self.status()),
         }
     }
 }
 
-impl std::error::Error for ServeError {}
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl From<PathError> for ServeError {
     fn from(error: PathError) -> ServeError {
@@ -125,6 +230,7 @@ impl From<io::Error> for ServeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     #[test]
     fn statuses() {
@@ -132,6 +238,12 @@ mod tests {
         assert_eq!(ServeError::from(PathError::Forbidden).status(), 403);
         assert_eq!(ServeError::not_found().status(), 404);
         assert_eq!(ServeError::method_not_allowed().status(), 405);
+        assert_eq!(ServeError::precondition_failed().status(), 412);
+        assert_eq!(
+            ServeError::range_not_satisfiable(10, HeaderMap::new()).status(),
+            416
+        );
+        assert_eq!(ServeError::not_modified(HeaderMap::new()).status(), 304);
         let denied = io::Error::from(io::ErrorKind::PermissionDenied);
         assert_eq!(ServeError::from(denied).status(), 403);
         assert_eq!(
@@ -150,5 +262,64 @@ mod tests {
     fn method_not_allowed_names_allowed_methods() {
         let response = ServeError::method_not_allowed().into_response();
         assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+    }
+
+    #[test]
+    fn every_error_body_is_plain_text_and_not_sniffed() {
+        let errors = [
+            ServeError::bad_request("no Host"),
+            ServeError::from(PathError::Malformed),
+            ServeError::not_found(),
+            ServeError::from(PathError::Forbidden),
+            ServeError::method_not_allowed(),
+            ServeError::precondition_failed(),
+            ServeError::range_not_satisfiable(10, HeaderMap::new()),
+            ServeError::from(io::Error::other("disk on fire")),
+        ];
+        for error in errors {
+            let status = error.status();
+            let response = error.into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff",
+                "{status}"
+            );
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/plain; charset=utf-8",
+                "{status}"
+            );
+            assert!(!response.body().is_empty(), "{status}");
+        }
+    }
+
+    #[test]
+    fn range_not_satisfiable_names_the_current_length() {
+        let mut fields = HeaderMap::new();
+        fields.insert(header::ETAG, HeaderValue::from_static("\"t\""));
+        let response = ServeError::range_not_satisfiable(1234, fields).into_response();
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */1234");
+        assert_eq!(response.headers()[header::ETAG], "\"t\"");
+    }
+
+    #[test]
+    fn not_modified_has_no_body_and_keeps_the_validators() {
+        let mut fields = HeaderMap::new();
+        fields.insert(header::ETAG, HeaderValue::from_static("\"t\""));
+        let response = ServeError::not_modified(fields).into_response();
+        assert!(response.body().is_empty());
+        assert_eq!(response.headers()[header::ETAG], "\"t\"");
+        assert!(response.headers().get(header::CONTENT_TYPE).is_none());
+    }
+
+    #[test]
+    fn io_errors_keep_their_cause() {
+        let error = ServeError::from(io::Error::other("disk on fire"));
+        assert_eq!(
+            error.source().map(|e| e.to_string()).as_deref(),
+            Some("disk on fire")
+        );
+        assert!(ServeError::not_found().source().is_none());
     }
 }

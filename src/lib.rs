@@ -3,16 +3,26 @@
 //!
 //! The crate is organised by concern, so a behaviour can be found by its name:
 //!
+//! A request walks down the layers once: [`server`] accepts it, [`service`] hands it to
+//! [`route`] (which resource), [`plan`] (what to send, decided without IO), [`render`] (the
+//! response and its [`body`]), and [`zero_copy`] writes it. docs/architecture.md draws the path.
+//!
 //! | module | owns |
 //! |---|---|
 //! | [`range`] | `Range` header parsing and resolution (sans-IO) |
 //! | [`conditional`] | RFC 9110 §13 preconditions: 304 / 412 / If-Range (sans-IO) |
 //! | [`resolve`] | URL path -> file under the root, safely |
 //! | [`representation`] | an opened file: length, validators, media type |
-//! | [`body`] | response bodies, one strategy per `--mode` |
-//! | [`zero_copy`] | the connection IO that sends mapped file chunks with `sendfile(2)` |
-//! | [`service`] | the hyper service: routing and response heads |
+//! | [`route`] | which resource a path names: files, `/`, `/video`, directories, `/_reelserve/*` |
+//! | [`plan`] | the pure decision: status, header fields, body segments (sans-IO) |
+//! | [`render`] | a plan becomes a hyper response |
+//! | [`error`] | every response that is not the content: 301, 304, 4xx, 5xx |
+//! | [`body`] | response bodies; `--mode` and the per-connection [`body::FileStrategy`] |
+//! | [`zero_copy`] | the connection IO: `sendfile(2)` for mapped chunks, and every timeout |
+//! | [`service`] | the hyper service: ties the layers together, access log |
 //! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`state`] | what every connection shares |
+//! | [`watchdog`] | the send timeout for HTTP/2 streams |
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
@@ -25,13 +35,18 @@ pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod pages;
+pub mod plan;
 pub mod range;
+pub mod render;
 pub mod representation;
 pub mod resolve;
+pub mod route;
 pub mod server;
 pub mod service;
+pub mod state;
 pub mod stats;
 pub mod tls;
+pub mod watchdog;
 pub mod zero_copy;
 
 pub use config::{Config, LogFormat, Mode};

@@ -11,18 +11,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
 use crate::config::{Config, Mode};
-use crate::service::{ConnService, FileReads, ServerState, Transport, TLS_CHUNK_SIZE};
+use crate::service::ConnService;
+use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::tls::{self, TlsError};
-use crate::zero_copy::{ConnShared, StreamOptions, ZeroCopyStream, SENDFILE_AVAILABLE};
+use crate::watchdog::WatchdogExecutor;
+use crate::zero_copy::{ConnShared, Timeouts, ZeroCopyStream, SENDFILE_AVAILABLE};
 
 /// Largest request head hyper accepts (bytes); beyond it the client gets 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -31,9 +34,10 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 /// HTTP/2 streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). A player
-/// needs a handful; 128 leaves room for page loads while bounding one connection's work to 128
-/// files in flight, each holding at most about two body chunks.
-const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// needs a handful (the video, a poster, subtitles, the movie list); 32 leaves room for a page
+/// load while bounding one connection to 32 open files. Their buffers are bounded separately, by
+/// the connection's share of the buffer budget (`body::budget`), however many streams there are.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 32;
 
 /// HTTP/2 receive windows (per stream and per connection). They bound only what a client may
 /// send us, and GET/HEAD have no body: larger windows would only let a client park more unread
@@ -112,9 +116,9 @@ enum Scheduler {
     WorkStealing(usize),
     /// `--per-core`: one single-threaded event loop per thread, each with its own listener, as
     /// nginx runs one worker per core: a connection lives on one thread, with no cross-thread
-    /// wake-ups. Measured here against the default, same run: the 14 KB page 0.76x nginx
-    /// (default 0.67x), but whole files 0.92x (default 1.16x), because SO_REUSEPORT hashes four
-    /// big downloads onto the loops unevenly and a loop cannot hand work to an idle one.
+    /// wake-ups. SO_REUSEPORT hashes connections onto the loops, so a few big downloads can
+    /// land unevenly and a loop cannot hand work to an idle one (results/RESULTS.md measures
+    /// both schedulers).
     PerCore(usize),
 }
 
@@ -176,6 +180,10 @@ impl Server {
             listeners,
             scheduler,
             state: Arc::new(ServerState {
+                buffer_budget: ServerBudget::new(FileStrategy::largest_buffer(
+                    mode,
+                    config.chunk_size as usize,
+                )),
                 mode,
                 root,
                 root_dir,
@@ -224,15 +232,27 @@ impl Server {
             scheduler,
         } = self;
         let config = &state.config;
-        let builders = Arc::new(ProtocolBuilders::new());
+        let builders = Arc::new(ProtocolBuilders::new(WatchdogExecutor::new(
+            config.send_timeout,
+            Arc::clone(&state.stats),
+        )));
+        let transport = if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Plain
+        };
         let context = Arc::new(LoopContext {
-            options: StreamOptions {
-                // Under TLS the stream carries ciphertext: there is nothing to sendfile.
-                use_sendfile: state.mode == Mode::Sendfile && tls.is_none(),
-                header_timeout: config.header_timeout,
-                idle_timeout: config.idle_timeout,
-                send_timeout: config.send_timeout,
+            timeouts: Timeouts {
+                header: config.header_timeout,
+                idle: config.idle_timeout,
+                send: config.send_timeout,
             },
+            // Under TLS the stream carries ciphertext: there is nothing to sendfile.
+            strategy: FileStrategy::for_connection(
+                state.mode,
+                config.chunk_size as usize,
+                transport,
+            ),
             tls: tls.map(|acceptor| {
                 Arc::new(TlsServing {
                     acceptor,
@@ -241,9 +261,10 @@ impl Server {
                 })
             }),
             builders,
-            // Each loop has its own share, as nginx's worker_connections is per worker: a
-            // shared pool would let a loop hold a slot while it waits on an empty listener.
-            connections_per_loop: (config.max_connections as usize).div_ceil(listeners.len()),
+            // One pool of --max-connections slots for every loop: a slot is taken after
+            // accept (never while a loop waits on its listener), so with --per-core a busy loop
+            // can use the slots an idle one does not need.
+            connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
             state: Arc::clone(&state),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -304,8 +325,11 @@ struct LoopContext {
     state: Arc<ServerState>,
     tls: Option<Arc<TlsServing>>,
     builders: Arc<ProtocolBuilders>,
-    options: StreamOptions,
-    connections_per_loop: usize,
+    timeouts: Timeouts,
+    /// How every connection of this server produces file bytes.
+    strategy: FileStrategy,
+    /// `--max-connections` slots, shared by every loop.
+    connection_slots: Arc<Semaphore>,
 }
 
 /// Resolves when the control thread says stop (or is gone).
@@ -325,18 +349,12 @@ async fn accept_loop(
     let state = &context.state;
     let config = &state.config;
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(context.connections_per_loop));
+    let permits = Arc::clone(&context.connection_slots);
+    let max_connections = config.max_connections as usize;
     tokio::pin!(stop);
 
+    let mut connections = ConnectionTable::default();
     loop {
-        // At the connection limit, stop accepting: new clients wait in the listen backlog.
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut stop => break,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -349,11 +367,35 @@ async fn accept_loop(
             },
             () = &mut stop => break,
         };
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At --max-connections: make room by closing connections that wait for a
+                // request they have not started, oldest first, as nginx closes keep-alive
+                // connections when it runs out of worker_connections. Until a slot frees, the new
+                // client waits (and nobody else is accepted), as it would in the listen backlog.
+                let acquired = loop {
+                    if connections.evict_oldest_idle() {
+                        ServerStats::add(&state.stats.idle_connections_evicted, 1);
+                    }
+                    tokio::select! {
+                        permit = Arc::clone(&permits).acquire_owned() => break permit.ok(),
+                        () = tokio::time::sleep(EVICTION_RETRY) => continue,
+                        () = &mut stop => break None,
+                    }
+                };
+                match acquired {
+                    Some(permit) => permit,
+                    None => break,
+                }
+            }
+        };
         // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
         let shared = Arc::new(ConnShared::default());
+        connections.track(&shared, max_connections);
         let stats = Arc::clone(&state.stats);
         ServerStats::add(&stats.connections_accepted, 1);
         ServerStats::add(&stats.open_connections, 1);
@@ -363,10 +405,16 @@ async fn accept_loop(
             stats: Arc::clone(&stats),
             _permit: permit,
         };
-        let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), stats, context.options);
+        let io = ZeroCopyStream::new(
+            tcp,
+            Arc::clone(&shared),
+            stats,
+            context.timeouts,
+            context.strategy,
+        );
+        let service = ConnService::new(Arc::clone(state), Arc::clone(&shared), context.strategy);
         match &context.tls {
             None => {
-                let service = ConnService::new(Arc::clone(state), shared);
                 let connection = graceful.watch(
                     context
                         .builders
@@ -380,11 +428,10 @@ async fn accept_loop(
                 });
             }
             Some(tls) => {
-                let service = ConnService::over(Arc::clone(state), shared, Transport::Tls);
                 let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
                 tokio::spawn(async move {
                     let _slot = slot;
-                    tls.serve(io, service, watcher, peer).await;
+                    tls.serve(io, service, shared, watcher, peer).await;
                 });
             }
         }
@@ -400,6 +447,36 @@ async fn accept_loop(
         Err(_) => tracing::warn!("shutdown timeout: closing the remaining connections"),
     }
     Ok(())
+}
+
+/// How often a new client waiting for a slot looks again for an idle connection to close.
+const EVICTION_RETRY: Duration = Duration::from_millis(100);
+
+/// The connections of one event loop, oldest first, for closing idle ones under slot pressure.
+#[derive(Default)]
+struct ConnectionTable {
+    connections: std::collections::VecDeque<std::sync::Weak<ConnShared>>,
+}
+
+impl ConnectionTable {
+    /// Adds a new connection; forgets closed ones now and then (at most twice the live count
+    /// is kept).
+    fn track(&mut self, connection: &Arc<ConnShared>, limit: usize) {
+        self.connections.push_back(Arc::downgrade(connection));
+        if self.connections.len() > 2 * limit + 64 {
+            self.connections.retain(|c| c.strong_count() > 0);
+        }
+    }
+
+    /// Closes the oldest connection that waits for a request it has not started. Whether one
+    /// was found.
+    fn evict_oldest_idle(&mut self) -> bool {
+        self.connections.retain(|c| c.strong_count() > 0);
+        self.connections
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .any(|connection| connection.evict_if_idle())
+    }
 }
 
 /// Binds `count` listening sockets to one address: with more than one, SO_REUSEPORT lets the
@@ -433,19 +510,24 @@ fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::Tcp
 
 /// hyper's connection settings, made once: HTTP/1.1 (plain and over TLS) and HTTP/2 (TLS only).
 struct ProtocolBuilders {
-    http1: auto::Builder<TokioExecutor>,
-    http2: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<WatchdogExecutor>,
+    http2: auto::Builder<WatchdogExecutor>,
 }
 
 impl ProtocolBuilders {
-    fn new() -> ProtocolBuilders {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+    /// `streams` spawns HTTP/2 stream tasks (under the send-timeout watchdog).
+    fn new(streams: WatchdogExecutor) -> ProtocolBuilders {
+        let mut builder = auto::Builder::new(streams);
         builder
             .http1()
             // Queue body chunks instead of copying them: the zero-copy path depends on it.
             .writev(true)
             .keep_alive(true)
-            .timer(TokioTimer::new())
+            // ZeroCopyStream owns the header, idle and send timeouts. hyper's header timer
+            // (30 s by default once a timer is set) would run beside them, restart on every
+            // request and close idle keep-alive connections at 30 s whatever --idle-timeout
+            // says; without a timer it is off.
+            .header_read_timeout(None)
             .max_buf_size(MAX_HEAD_BYTES.max(8192))
             .max_headers(MAX_HEADERS);
         builder
@@ -460,7 +542,9 @@ impl ProtocolBuilders {
             .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
             .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
             // No keep-alive pings: the ZeroCopyStream under TLS already closes idle, stalled and
-            // silent connections, as it does for plain HTTP/1.1.
+            // silent connections, as it does for plain HTTP/1.1, and the watchdog executor
+            // resets streams that make no progress (a peer that answers PINGs but never opens
+            // its window would pass any ping check).
             .keep_alive_interval(None::<Duration>);
         ProtocolBuilders {
             http1: builder.clone().http1_only(),
@@ -484,6 +568,7 @@ impl TlsServing {
         &self,
         io: ZeroCopyStream,
         service: ConnService,
+        shared: Arc<ConnShared>,
         watcher: Watcher,
         peer: SocketAddr,
     ) {
@@ -500,7 +585,10 @@ impl TlsServing {
             }
         };
         let builder = match stream.get_ref().1.alpn_protocol() {
-            Some(b"h2") => &self.builders.http2,
+            Some(b"h2") => {
+                shared.set_multiplexed();
+                &self.builders.http2
+            }
             _ => &self.builders.http1,
         };
         let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
@@ -533,7 +621,7 @@ fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
     format!(
         "file bodies: plain HTTP/1.1: {}; HTTPS (h1/h2): {} ({kernel_tls})",
         mode.name(),
-        FileReads::choose(mode, chunk_size, Transport::Tls),
+        FileStrategy::for_connection(mode, chunk_size, Transport::Tls),
     )
 }
 

@@ -31,6 +31,10 @@ pub struct ServerStats {
     pub chunks_read_in_place: AtomicU64,
     /// File chunks read on the blocking pool (`chunked` mode; HTTPS when not cached).
     pub chunks_read_on_pool: AtomicU64,
+    /// HTTP/2 streams reset because they made no progress for the send timeout.
+    pub stalled_streams_reset: AtomicU64,
+    /// Idle keep-alive connections closed to make room for new ones at `--max-connections`.
+    pub idle_connections_evicted: AtomicU64,
 }
 
 impl ServerStats {
@@ -47,7 +51,8 @@ impl ServerStats {
                 "{{\"mode\":\"{}\",\"requests\":{},\"responses_206\":{},\"bytes_sent\":{},",
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
-                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{}}}"
+                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
+                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{}}}"
             ),
             mode,
             get(&self.requests),
@@ -62,6 +67,8 @@ impl ServerStats {
             get(&self.truncated_sends),
             get(&self.chunks_read_in_place),
             get(&self.chunks_read_on_pool),
+            get(&self.stalled_streams_reset),
+            get(&self.idle_connections_evicted),
         )
     }
 }

@@ -3,8 +3,9 @@
 //! probe for kernel TLS.
 //!
 //! What this is not: connection handling. [`crate::server`] runs the handshake and hands the
-//! stream to hyper; [`crate::service`] decides how file bytes are read under TLS (never from a
-//! mapping: encryption reads every byte in user space, see DESIGN.md §3 point 4).
+//! stream to hyper; [`crate::body::FileStrategy`] decides how file bytes are read under TLS
+//! (never from a mapping: encryption reads every byte in user space; see docs/architecture.md,
+//! "The zero-copy seam").
 //!
 //! Kernel TLS (the `tls` TCP ULP, Linux >= 4.13) would let the kernel encrypt, so `sendfile`
 //! could keep working under HTTPS. [`ktls_available`] only detects it; reelserve does not hand

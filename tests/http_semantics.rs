@@ -1,6 +1,6 @@
 //! HTTP semantics over real loopback sockets against the real binary: one test per rule of
 //! RFC 9110 (and of RFC 9112 / RFC 6585 / RFC 3986 where the rule lives there) that reelserve
-//! implements, named after the rule and citing its section (DESIGN.md §2).
+//! implements, named after the rule and citing its section (docs/architecture.md, "HTTP semantics").
 //!
 //! Every test starts its own server on its own temporary root, speaks raw HTTP/1.1 where bytes
 //! matter, and asserts exact statuses, header values and body bytes, so each can fail.
@@ -722,7 +722,7 @@ fn rfc9110_14_6_range_bodies_are_byte_exact_in_every_mode() {
     let len = 3 * 1024 * 1024 + 123;
     let content = pattern(len, 9);
     old_file(&root, "big.mp4", &content);
-    for mode in MODES {
+    for mode in modes() {
         let server = TestServer::start(root.path(), &["--mode", mode, "--chunk-size", "10000"]);
         let whole = server.get("/big.mp4", &[]);
         assert!(
@@ -1180,7 +1180,7 @@ fn rfc3986_4_2_directory_redirect_is_never_a_network_path_reference() {
     }
 }
 
-// DESIGN.md §2 Paths: a directory answers with its index page (no RFC rule; never a 5xx).
+// Paths (docs/architecture.md): a directory answers with its index page (no RFC rule; never a 5xx).
 #[test]
 fn directory_with_index_html_serves_that_file() {
     let root = TestRoot::new();
@@ -1197,7 +1197,7 @@ fn directory_with_index_html_serves_that_file() {
     assert!(response.header("etag").is_some());
 }
 
-// DESIGN.md §2 Paths: else a listing; names are HTML-escaped (RFC 9110 §17 spirit: no injection).
+// Paths (docs/architecture.md): else a listing; names are HTML-escaped (RFC 9110 §17 spirit: no injection).
 #[test]
 fn directory_without_index_gets_an_escaped_html_listing() {
     let root = TestRoot::new();

@@ -89,7 +89,7 @@ fn every_mode_serves_files_ranges_and_multipart_byte_exact_over_h2_and_http1() {
     let content = pattern(3 * MIB + 4321, 21);
     root.file("movie/film.mp4", &content);
     let len = content.len();
-    for mode in MODES {
+    for mode in modes() {
         let server = TestServer::start_https(root.path(), &cert, &["--mode", mode]);
         let mut file_bytes = 0;
         for (protocol, _) in PROTOCOLS {

@@ -23,7 +23,7 @@ fn root_with_movie() -> (TestRoot, Vec<u8>) {
 fn every_mode_serves_whole_files_ranges_suffixes_and_multipart_byte_exact() {
     let (root, content) = root_with_movie();
     let len = content.len();
-    for mode in MODES {
+    for mode in modes() {
         let server = TestServer::start(root.path(), &["--mode", mode]);
         let whole = server.get("/movie/film.mp4", &[]);
         assert_eq!(whole.status, 200, "{mode}");
@@ -82,7 +82,7 @@ fn every_mode_serves_whole_files_ranges_suffixes_and_multipart_byte_exact() {
 #[test]
 fn keep_alive_and_pipelining_work_in_every_mode() {
     let (root, content) = root_with_movie();
-    for mode in MODES {
+    for mode in modes() {
         let server = TestServer::start(root.path(), &["--mode", mode]);
         let mut stream = connect(server.addr);
         let request = |range: &str| {
@@ -115,7 +115,7 @@ fn keep_alive_and_pipelining_work_in_every_mode() {
 fn counters_show_which_path_carried_the_file_bytes() {
     let (root, _) = root_with_movie();
     let len = FILE_LEN as u64;
-    for mode in MODES {
+    for mode in modes() {
         let server = TestServer::start(root.path(), &["--mode", mode]);
         assert_eq!(server.get("/movie/film.mp4", &[]).status, 200);
         let stats = server.stats();

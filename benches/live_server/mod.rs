@@ -12,8 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Modes of the real server, as spelled on its command line.
-pub const SERVER_MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
+/// Modes of the real server, as spelled on its command line (from the one definition,
+/// `reelserve::Mode`).
+pub fn server_modes() -> impl Iterator<Item = &'static str> {
+    reelserve::Mode::all().iter().map(|mode| mode.name())
+}
 
 /// Whether `REELSERVE_BENCH_QUICK` asks for the short run.
 pub fn quick() -> bool {

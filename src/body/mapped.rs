@@ -29,6 +29,8 @@ pub struct MappedRegistry {
     /// mapping that is never touched in user space costs only address space, while
     /// `mmap`/`munmap` per response costs syscalls and a TLB shootdown on every core.
     reusable: Mutex<Option<(FileKey, Arc<Mapping>)>>,
+    /// The kept mapping served a response since the connection was last idle.
+    reusable_used: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -92,10 +94,12 @@ impl FileKey {
     }
 }
 
-/// Largest file mapped whole for reuse; larger ones are mapped window by window. Address space
-/// only (64-bit: 128 TiB), so the bound is generous; 32-bit targets never map whole files.
+/// Largest file mapped whole for reuse; larger ones are mapped window by window and unmapped as
+/// each is sent. A kept mapping costs address space (and keeps a deleted file's blocks
+/// allocated until it is released), so this bounds both per connection: 4,096 connections
+/// hold at most 4 TiB of the 128 TiB a 64-bit process has. 32-bit targets never map whole files.
 const MAX_REUSABLE_MAPPING: u64 = if cfg!(target_pointer_width = "64") {
-    1 << 36
+    1 << 30
 } else {
     0
 };
@@ -138,9 +142,27 @@ impl MappedRegistry {
         self.len() == 0
     }
 
-    /// Drops the mapping kept for reuse (it is unmapped once no queued chunk uses it).
-    #[cfg(test)]
-    fn forget_reusable(&self) {
+    /// At the end of a burst of requests: drops the kept mapping unless a response since the
+    /// last call used it.
+    pub fn forget_reusable_unless_used(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.reusable_used.swap(false, Ordering::AcqRel) && self.has_reusable() {
+            self.forget_reusable();
+        }
+    }
+
+    /// Whether a whole-file mapping is kept for reuse.
+    pub fn has_reusable(&self) -> bool {
+        self.reusable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Drops the mapping kept for reuse (it is unmapped once no queued chunk uses it): the
+    /// connection calls this when it has been idle for a moment, so a keep-alive connection
+    /// does not pin the last file it sent (a deleted movie's disk space, or address space).
+    pub fn forget_reusable(&self) {
         let kept = self
             .reusable
             .lock()
@@ -284,6 +306,9 @@ impl MappedChunk {
         if key.len > MAX_REUSABLE_MAPPING || offset + len as u64 > key.len {
             return MappedChunk::map(file, offset, len, registry);
         }
+        registry
+            .reusable_used
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut reusable = registry.reusable.lock().unwrap_or_else(|e| e.into_inner());
         let mapping = match &*reusable {
             Some((kept, mapping)) if *kept == key => Arc::clone(mapping),

@@ -7,15 +7,16 @@
 //! from the file descriptor (the pages are never touched in user space), everything before it
 //! with one `sendmsg(MSG_MORE)`, so a head and the first file bytes share packets as nginx's
 //! `tcp_nopush` makes them. hyper then advances its queue by what we report, exactly as if we
-//! had written the slice. See DESIGN.md §3.
+//! had written the slice. See docs/architecture.md, "The zero-copy seam".
 //!
 //! Where `sendfile` is not available (other OSes, `--features portable-only`) or refuses the
 //! socket at run time (EINVAL, ENOSYS, EOPNOTSUPP), mapped slices are written with plain
 //! `writev` from the mapping: the `mmap` mode.
 //!
-//! The stream also enforces the per-connection time limits, because it is the one place that
-//! sees every read and write: the request-head timeout, the keep-alive idle timeout and the
-//! send-stall timeout.
+//! The stream is also the one owner of the per-connection time limits, because it is the one
+//! place that sees every read and write: the request-head timeout, the keep-alive idle timeout
+//! and the send-stall timeout. hyper's own header timer is off (see `server.rs`), so no second
+//! timer runs per request; one `Sleep` per connection is re-armed only when it fires early.
 
 #[cfg(all(target_os = "linux", not(feature = "portable-only")))]
 mod linux;
@@ -29,9 +30,9 @@ use portable as platform;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -39,11 +40,16 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::{file_shrank, MappedRegistry};
+use crate::body::{file_shrank, FileStrategy, MappedRegistry};
 use crate::stats::ServerStats;
 
 /// Whether this build can send with `sendfile(2)`.
 pub const SENDFILE_AVAILABLE: bool = platform::SENDFILE_AVAILABLE;
+
+/// How long a connection may be idle before it lets go of the whole-file mapping it keeps for
+/// the next response (see [`MappedRegistry::forget_reusable`]): a player's range requests come
+/// in bursts much closer together than this.
+pub const REUSABLE_MAPPING_IDLE_RELEASE: Duration = Duration::from_secs(1);
 
 /// Largest single `sendfile` call: one fast client on a worker yields to the others at least
 /// this often (nginx's `sendfile_max_chunk` default is 2 MiB).
@@ -54,36 +60,86 @@ pub const MAX_SENDFILE_CHUNK: usize = 2 * 1024 * 1024;
 pub struct ConnShared {
     /// Mapped regions of this connection's queued body chunks.
     pub registry: Arc<MappedRegistry>,
-    /// Requests whose response body has not been dropped yet.
+    /// Requests whose [`InFlightRequest`] is alive.
     in_flight: AtomicUsize,
     /// Requests handed to the service so far.
     started: AtomicU64,
+    /// HTTP/2: bytes while no request is in flight are as likely control frames (PING,
+    /// SETTINGS, WINDOW_UPDATE) as a request, so they do not start the header timer; the idle
+    /// timeout alone bounds such a connection.
+    multiplexed: AtomicBool,
+    /// Waiting for a request with not one byte of it received (a keep-alive connection between
+    /// requests, or a new one that has said nothing yet): closing it loses nothing.
+    evictable: AtomicBool,
+    /// Asked to close at once (see [`ConnShared::evict_if_idle`]).
+    evicted: AtomicBool,
+    /// Wakes the connection's task while it is evictable.
+    idle_waker: Mutex<Option<Waker>>,
 }
 
 impl ConnShared {
-    /// The service calls this when hyper hands it a request head.
-    pub fn request_started(&self) {
+    /// The service calls this when hyper hands it a request head. The request counts as in
+    /// flight (no header or idle timeout) until the returned guard is dropped: when its response
+    /// body is over, or when the request is abandoned (the handler's future is dropped).
+    pub fn start_request(self: &Arc<Self>) -> InFlightRequest {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
+        InFlightRequest(Arc::clone(self))
     }
 
-    /// Called when a response body is dropped (sent, failed or abandoned).
-    pub fn request_finished(&self) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    /// Marks the connection as HTTP/2 (see the `multiplexed` field).
+    pub fn set_multiplexed(&self) {
+        self.multiplexed.store(true, Ordering::Release);
+    }
+
+    /// Closes the connection if it is waiting for a request it has not started to send, as
+    /// nginx closes idle keep-alive connections when it runs out of `worker_connections`.
+    /// Whether it did.
+    pub fn evict_if_idle(&self) -> bool {
+        if !self.evictable.load(Ordering::Acquire) || self.evicted.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let waker = self
+            .idle_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Records that the connection waits for a request it has not started: it may be evicted,
+    /// and `waker` is how.
+    fn wait_evictable(&self, waker: &Waker) {
+        let mut slot = self.idle_waker.lock().unwrap_or_else(|e| e.into_inner());
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+        self.evictable.store(true, Ordering::Release);
     }
 }
 
-/// Per-connection settings.
+/// A request in flight on a connection; see [`ConnShared::start_request`].
+#[derive(Debug)]
+pub struct InFlightRequest(Arc<ConnShared>);
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The per-connection time limits, all owned by [`ZeroCopyStream`].
 #[derive(Debug, Clone, Copy)]
-pub struct StreamOptions {
-    /// Send mapped slices with `sendfile` (else `writev`).
-    pub use_sendfile: bool,
+pub struct Timeouts {
     /// Time to receive a whole request head, from its first byte (or from accept).
-    pub header_timeout: Duration,
+    pub header: Duration,
     /// Time an idle keep-alive connection is kept.
-    pub idle_timeout: Duration,
+    pub idle: Duration,
     /// Time a client may accept no bytes while we have some to send.
-    pub send_timeout: Duration,
+    pub send: Duration,
 }
 
 /// A TCP connection as hyper's IO, with zero-copy writes and time limits.
@@ -91,10 +147,14 @@ pub struct ZeroCopyStream {
     io: TokioIo<TcpStream>,
     shared: Arc<ConnShared>,
     stats: Arc<ServerStats>,
-    options: StreamOptions,
+    timeouts: Timeouts,
+    /// Send mapped slices with `sendfile` (else `writev`); cleared if the socket refuses it.
+    use_sendfile: bool,
     /// When the current request head started arriving (or the connection was accepted);
     /// `None` while no head is being received.
     head_started: Option<Instant>,
+    /// Bytes of the next request have arrived (the connection is not evictable).
+    head_bytes_seen: bool,
     /// When the connection last became idle (no request in flight).
     idle_since: Instant,
     /// Requests started as last seen, to notice new ones.
@@ -112,38 +172,58 @@ impl ZeroCopyStream {
         tcp: TcpStream,
         shared: Arc<ConnShared>,
         stats: Arc<ServerStats>,
-        options: StreamOptions,
+        timeouts: Timeouts,
+        strategy: FileStrategy,
     ) -> ZeroCopyStream {
         let now = Instant::now();
         ZeroCopyStream {
             io: TokioIo::new(tcp),
             shared,
             stats,
-            options: StreamOptions {
-                use_sendfile: options.use_sendfile && SENDFILE_AVAILABLE,
-                ..options
-            },
+            timeouts,
+            use_sendfile: strategy.sends_with_sendfile() && SENDFILE_AVAILABLE,
             head_started: Some(now),
+            head_bytes_seen: false,
             idle_since: now,
             seen_started: 0,
             was_busy: false,
             stalled_since: None,
-            timer: Box::pin(tokio::time::sleep_until(now + options.header_timeout)),
+            timer: Box::pin(tokio::time::sleep_until(now + timeouts.header)),
         }
     }
 
-    /// Notices requests that started or finished since the last poll.
+    /// Notices requests that started or finished since the last poll. A request can start and
+    /// finish within one poll of the connection (a small file answered at once), so "a request
+    /// started since the last look and none is in flight now" also starts the idle clock.
     fn track_requests(&mut self) {
         let started = self.shared.started.load(Ordering::Acquire);
+        let busy = self.shared.in_flight.load(Ordering::Acquire) > 0;
+        let mut became_idle = false;
         if started != self.seen_started {
             self.seen_started = started;
             self.head_started = None;
-        }
-        let busy = self.shared.in_flight.load(Ordering::Acquire) > 0;
-        if self.was_busy && !busy {
-            self.idle_since = Instant::now();
+            self.head_bytes_seen = false;
+            became_idle = !busy;
+        } else if self.was_busy && !busy {
+            became_idle = true;
         }
         self.was_busy = busy;
+        if became_idle {
+            self.idle_since = Instant::now();
+            // A kept mapping the last response did not use (the tab polled the stats, say) is
+            // let go at once; one it did use is kept for the next range request of a burst.
+            self.shared.registry.forget_reusable_unless_used();
+        }
+    }
+
+    /// While idle: lets go of the kept whole-file mapping once the connection has been idle for
+    /// [`REUSABLE_MAPPING_IDLE_RELEASE`] (arming the timer for that moment if need be).
+    fn release_mapping_when_idle(&mut self, cx: &mut Context<'_>) {
+        if self.shared.registry.has_reusable()
+            && self.deadline_passed(self.idle_since + REUSABLE_MAPPING_IDLE_RELEASE, cx)
+        {
+            self.shared.registry.forget_reusable();
+        }
     }
 
     /// Arms the timer for `deadline` and reports whether it has passed. Registers the waker, so
@@ -181,7 +261,7 @@ impl ZeroCopyStream {
             }
             Poll::Pending => {
                 let since = *self.stalled_since.get_or_insert_with(Instant::now);
-                if self.deadline_passed(since + self.options.send_timeout, cx) {
+                if self.deadline_passed(since + self.timeouts.send, cx) {
                     tracing::debug!("client accepted no bytes for the send timeout; closing");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -265,7 +345,7 @@ impl ZeroCopyStream {
                     }
                     Err(error) if platform::is_refusal(&error) => {
                         tracing::debug!(%error, "sendfile refused this socket; falling back to writev");
-                        self.options.use_sendfile = false;
+                        self.use_sendfile = false;
                         self.poll_writev(cx, bufs)
                     }
                     Err(error) => Poll::Ready(Err(error)),
@@ -284,26 +364,45 @@ impl Read for ZeroCopyStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.track_requests();
+        if this.shared.evicted.load(Ordering::Acquire) {
+            tracing::debug!("idle connection closed to make room for a new one");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed to make room at --max-connections",
+            )));
+        }
         // hyper-util's TokioIo does the unsafe cursor plumbing; we only watch the outcome.
         let mut probe = Pin::new(&mut this.io);
         match probe.as_mut().poll_read(cx, buf) {
             Poll::Ready(result) => {
-                // Bytes while nothing is in flight start a request head.
-                if !this.was_busy && this.head_started.is_none() {
+                if !this.was_busy {
+                    this.head_bytes_seen = true;
+                    this.shared.evictable.store(false, Ordering::Release);
+                }
+                // Bytes while nothing is in flight start a request head (HTTP/1; see
+                // `ConnShared::multiplexed` for HTTP/2).
+                if !this.was_busy
+                    && this.head_started.is_none()
+                    && !this.shared.multiplexed.load(Ordering::Acquire)
+                {
                     this.head_started = Some(Instant::now());
                 }
                 Poll::Ready(result)
             }
             Poll::Pending => {
                 if this.was_busy {
+                    this.shared.evictable.store(false, Ordering::Release);
                     return Poll::Pending;
                 }
+                if !this.head_bytes_seen {
+                    this.shared.wait_evictable(cx.waker());
+                }
                 let (deadline, what) = match this.head_started {
-                    Some(started) => (started + this.options.header_timeout, "request head"),
-                    None => (
-                        this.idle_since + this.options.idle_timeout,
-                        "keep-alive idle",
-                    ),
+                    Some(started) => (started + this.timeouts.header, "request head"),
+                    None => {
+                        this.release_mapping_when_idle(cx);
+                        (this.idle_since + this.timeouts.idle, "keep-alive idle")
+                    }
                 };
                 if this.deadline_passed(deadline, cx) {
                     tracing::debug!("{what} timeout; closing the connection");
@@ -334,7 +433,7 @@ impl Write for ZeroCopyStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.track_requests();
-        let result = if this.options.use_sendfile {
+        let result = if this.use_sendfile {
             this.poll_write_zero_copy(cx, bufs)
         } else {
             this.poll_writev(cx, bufs)
@@ -349,7 +448,19 @@ impl Write for ZeroCopyStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        // hyper flushes after the last bytes of a response and may not read again until the
+        // client sends more: the idle clock must be armed here, not only on the next read.
+        this.track_requests();
+        if !this.was_busy && this.head_started.is_none() {
+            if !this.head_bytes_seen {
+                this.shared.wait_evictable(cx.waker());
+            }
+            // Only arms (or keeps) the timer; the read side reports the timeout when it fires.
+            this.release_mapping_when_idle(cx);
+            let _ = this.deadline_passed(this.idle_since + this.timeouts.idle, cx);
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -360,17 +471,16 @@ impl Write for ZeroCopyStream {
 #[cfg(all(test, target_os = "linux", not(feature = "portable-only")))]
 mod tests {
     use super::*;
-    use crate::body::MappedChunk;
+    use crate::body::{MappedChunk, Mode, Transport};
     use bytes::Buf;
     use std::io::{Read as _, Write as _};
     use std::os::fd::AsRawFd;
 
-    fn options() -> StreamOptions {
-        StreamOptions {
-            use_sendfile: true,
-            header_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(5),
-            send_timeout: Duration::from_secs(5),
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            header: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            send: Duration::from_secs(5),
         }
     }
 
@@ -404,8 +514,13 @@ mod tests {
         }
         let shared = Arc::new(ConnShared::default());
         let stats = Arc::new(ServerStats::default());
-        let mut stream =
-            ZeroCopyStream::new(tcp, Arc::clone(&shared), Arc::clone(&stats), options());
+        let mut stream = ZeroCopyStream::new(
+            tcp,
+            Arc::clone(&shared),
+            Arc::clone(&stats),
+            timeouts(),
+            FileStrategy::for_connection(Mode::Sendfile, 4096, Transport::Plain),
+        );
         let mut head = bytes::Bytes::from_static(b"HEAD-BYTES\r\n");
         let mut chunk = MappedChunk::map(&file, 1000, 250_000, &shared.registry).unwrap();
         while head.has_remaining() || chunk.has_remaining() {

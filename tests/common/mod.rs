@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Every mode the server has.
-pub const MODES: [&str; 4] = ["sendfile", "mmap", "chunked", "read-all"];
+/// Every mode the server has, as spelled on its command line (from the one definition,
+/// `reelserve::Mode`).
+pub fn modes() -> impl Iterator<Item = &'static str> {
+    reelserve::Mode::all().iter().map(|mode| mode.name())
+}
 
 /// A running server process; killed on drop.
 pub struct TestServer {

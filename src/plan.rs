@@ -1,0 +1,573 @@
+//! Deciding what to send for a representation: a pure function from (method, request header
+//! fields, representation, now) to a [`Plan`] (status, header fields, body segments), or to the
+//! [`ServeError`] that answers instead (304, 412, 416). No IO: the file is neither read nor
+//! touched here, so every outcome is unit-tested in-process below; [`crate::render`] turns a
+//! plan into a hyper response.
+//!
+//! The order is RFC 9110's: preconditions first (§13.2.2, [`crate::conditional`]), then the
+//! range (§14, [`crate::range`]), then the layout of the body (one range, or
+//! `multipart/byteranges`).
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+
+use crate::body::Segment;
+use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions, Validators};
+use crate::error::ServeError;
+use crate::range::{self, ByteRange, Resolved};
+use crate::representation::Representation;
+
+/// What to send: the status, every header field about the content, and what the body is made
+/// of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// `200` or `206`.
+    pub status: StatusCode,
+    /// Representation fields, `Content-Length`, and for a 206 `Content-Range` or the multipart
+    /// `Content-Type`.
+    pub headers: HeaderMap,
+    /// The body's pieces; `None` for HEAD, which gets the same fields and no content (§9.3.2).
+    pub body: Option<VecDeque<Segment>>,
+}
+
+/// How long clients may cache files (`--cache-max-age`); HTML pages always revalidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachePolicy {
+    /// `max-age` for everything but HTML, in seconds.
+    pub max_age: u64,
+}
+
+/// Decides the response to `method` with `request` fields for `representation` at `now`.
+/// `new_boundary` is asked for a multipart boundary only when one is needed.
+pub fn plan(
+    method: MethodKind,
+    request: &HeaderMap,
+    representation: &Representation,
+    cache: CachePolicy,
+    now: SystemTime,
+    new_boundary: impl FnOnce() -> String,
+) -> Result<Plan, ServeError> {
+    let joined = [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_MODIFIED_SINCE,
+        header::IF_UNMODIFIED_SINCE,
+        header::IF_RANGE,
+    ]
+    .map(|name| joined_header(request, &name));
+    let range_header = request.get(header::RANGE);
+    let preconditions = RequestPreconditions {
+        if_match: joined[0].as_deref(),
+        if_none_match: joined[1].as_deref(),
+        if_modified_since: joined[2].as_deref(),
+        if_unmodified_since: joined[3].as_deref(),
+        if_range: joined[4].as_deref(),
+        has_range: range_header.is_some(),
+    };
+    let validators = Validators {
+        etag: representation.validators.etag.clone(),
+        last_modified: not_later_than_now(representation.validators.last_modified, now),
+    };
+    let mut headers = representation_headers(representation, &validators, cache);
+    let honor_range = match conditional::evaluate(method, &preconditions, &validators, now) {
+        Precondition::NotModified => {
+            // §15.4.5: a 304 carries the validators and caching fields a 200 would have.
+            headers.remove(header::CONTENT_TYPE);
+            return Err(ServeError::not_modified(headers));
+        }
+        Precondition::PreconditionFailed => return Err(ServeError::precondition_failed()),
+        Precondition::Proceed { honor_range } => honor_range,
+    };
+
+    // §14.2: range handling is defined for GET only; HEAD and others ignore Range.
+    let resolved = match range_header {
+        Some(value) if honor_range && method == MethodKind::Get => {
+            match range::parse(value.as_bytes()) {
+                Ok(set) => set.resolve(representation.len),
+                Err(ignored) => {
+                    tracing::debug!(?ignored, "Range header ignored");
+                    Resolved::WholeRepresentation
+                }
+            }
+        }
+        _ => Resolved::WholeRepresentation,
+    };
+
+    let (status, segments) = match resolved {
+        Resolved::WholeRepresentation => (
+            StatusCode::OK,
+            VecDeque::from([Segment::File {
+                offset: 0,
+                len: representation.len,
+            }]),
+        ),
+        // §15.5.17: 416 with the current length in Content-Range.
+        Resolved::Unsatisfiable => {
+            return Err(ServeError::range_not_satisfiable(
+                representation.len,
+                headers,
+            ))
+        }
+        Resolved::Satisfiable(ranges) if ranges.len() == 1 => {
+            let range = ranges[0];
+            headers.insert(
+                header::CONTENT_RANGE,
+                header_value(range.content_range(representation.len)),
+            );
+            (
+                StatusCode::PARTIAL_CONTENT,
+                VecDeque::from([Segment::File {
+                    offset: range.first,
+                    len: range.len(),
+                }]),
+            )
+        }
+        Resolved::Satisfiable(ranges) => {
+            let boundary = new_boundary();
+            let segments = multipart_segments(
+                &ranges,
+                &boundary,
+                &representation.content_type,
+                representation.len,
+            );
+            headers.insert(
+                header::CONTENT_TYPE,
+                header_value(format!("multipart/byteranges; boundary={boundary}")),
+            );
+            (StatusCode::PARTIAL_CONTENT, segments)
+        }
+    };
+
+    let len: u64 = segments.iter().map(Segment::len).sum();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(Plan {
+        status,
+        headers,
+        body: (method == MethodKind::Get).then_some(segments),
+    })
+}
+
+/// The fields every response about this representation carries.
+fn representation_headers(
+    representation: &Representation,
+    validators: &Validators,
+    cache: CachePolicy,
+) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        header_value(representation.content_type.clone()),
+    );
+    headers.insert(header::ETAG, header_value(validators.etag_header()));
+    if let Some(modified) = validators.last_modified {
+        headers.insert(
+            header::LAST_MODIFIED,
+            header_value(httpdate::fmt_http_date(modified)),
+        );
+    }
+    // No `public`: it only matters for responses to requests with Authorization (RFC 9111
+    // §5.2.2.9), which this server never asks for; HTTP linters flag it as noise.
+    let cache_control = if representation.is_html() {
+        HeaderValue::from_static("no-cache")
+    } else {
+        header_value(format!("max-age={}", cache.max_age))
+    };
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+}
+
+/// The `multipart/byteranges` body (RFC 9110 §14.6): each part with its own Content-Type and
+/// Content-Range, file bytes as file segments (so they go out with sendfile too).
+///
+/// ```text
+/// CRLF "--" boundary CRLF
+/// Content-Type: video/mp4 CRLF
+/// Content-Range: bytes 0-1/10 CRLF
+/// CRLF
+/// <file bytes 0..=1>          <- a file segment, not copied
+/// CRLF "--" boundary CRLF ... (one block per range)
+/// CRLF "--" boundary "--" CRLF
+/// ```
+fn multipart_segments(
+    ranges: &[ByteRange],
+    boundary: &str,
+    content_type: &str,
+    complete_len: u64,
+) -> VecDeque<Segment> {
+    let mut segments = VecDeque::with_capacity(ranges.len() * 2 + 1);
+    for range in ranges {
+        let part_head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: {}\r\n\r\n",
+            range.content_range(complete_len)
+        );
+        segments.push_back(Segment::Bytes(Bytes::from(part_head)));
+        segments.push_back(Segment::File {
+            offset: range.first,
+            len: range.len(),
+        });
+    }
+    segments.push_back(Segment::Bytes(Bytes::from(format!(
+        "\r\n--{boundary}--\r\n"
+    ))));
+    segments
+}
+
+/// RFC 9110 §8.8.2.1: an origin server MUST NOT send a `Last-Modified` later than its `Date`;
+/// a modification time in the future (clock skew, an archive unpacked with future stamps) MUST
+/// be replaced by the message origination date. `now` is truncated to the second because hyper
+/// renders `Date` (second resolution) after this runs, so the result is never after `Date`.
+/// Conditionals are evaluated against the clamped value too, so they agree with what the client
+/// saw; for `If-Range` it is a weak date (not a second old), which is what a future mtime is.
+fn not_later_than_now(last_modified: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
+    last_modified.map(|modified| modified.min(conditional::truncate_to_seconds(now)))
+}
+
+/// Header values we build are ASCII by construction (numbers, dates, quoted tags, MIME types).
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// All field lines of a header joined with ", " (RFC 9110 §5.3); non-UTF-8 lines are skipped,
+/// which for these fields means "invalid, ignored".
+fn joined_header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    let mut joined = first.to_string();
+    for value in values {
+        joined.push_str(", ");
+        joined.push_str(value);
+    }
+    Some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const LEN: u64 = 10_000;
+    const ETAG: &str = "\"tag-1\"";
+    const CACHE: CachePolicy = CachePolicy { max_age: 3600 };
+
+    fn modified() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn now() -> SystemTime {
+        modified() + Duration::from_secs(3600)
+    }
+
+    fn movie() -> Representation {
+        static BYTES: [u8; LEN as usize] = [7; LEN as usize];
+        let mut representation = Representation::from_static(&BYTES, "video/mp4");
+        representation.validators = Validators {
+            etag: "tag-1".into(),
+            last_modified: Some(modified()),
+        };
+        representation
+    }
+
+    fn request(fields: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn plan_for(method: MethodKind, fields: &[(&'static str, &'static str)]) -> Plan {
+        plan(method, &request(fields), &movie(), CACHE, now(), || {
+            "B".into()
+        })
+        .unwrap_or_else(|e| panic!("expected a plan, got {e}"))
+    }
+
+    fn refusal(method: MethodKind, fields: &[(&'static str, &'static str)]) -> StatusCode {
+        match plan(method, &request(fields), &movie(), CACHE, now(), || {
+            "B".into()
+        }) {
+            Ok(plan) => panic!("expected a refusal, got {}", plan.status),
+            Err(error) => error.status(),
+        }
+    }
+
+    fn whole() -> VecDeque<Segment> {
+        VecDeque::from([Segment::File {
+            offset: 0,
+            len: LEN,
+        }])
+    }
+
+    #[test]
+    fn get_without_conditions_is_200_with_the_whole_file() {
+        let plan = plan_for(MethodKind::Get, &[]);
+        assert_eq!(plan.status, StatusCode::OK);
+        assert_eq!(plan.body, Some(whole()));
+        assert_eq!(plan.headers[header::CONTENT_LENGTH], "10000");
+        assert_eq!(plan.headers[header::ETAG], ETAG);
+        assert_eq!(plan.headers[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(plan.headers[header::CONTENT_TYPE], "video/mp4");
+        assert_eq!(plan.headers[header::CACHE_CONTROL], "max-age=3600");
+        assert_eq!(plan.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(
+            plan.headers[header::LAST_MODIFIED],
+            httpdate::fmt_http_date(modified()).as_str()
+        );
+        assert!(plan.headers.get(header::CONTENT_RANGE).is_none());
+    }
+
+    #[test]
+    fn head_gets_the_fields_of_get_and_no_body() {
+        let get = plan_for(MethodKind::Get, &[]);
+        let head = plan_for(MethodKind::Head, &[]);
+        assert_eq!(head.status, get.status);
+        assert_eq!(head.headers, get.headers);
+        assert_eq!(head.body, None);
+    }
+
+    #[test]
+    fn head_ignores_range() {
+        let head = plan_for(MethodKind::Head, &[("range", "bytes=0-9")]);
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.headers[header::CONTENT_LENGTH], "10000");
+    }
+
+    #[test]
+    fn one_range_is_206_with_content_range() {
+        let plan = plan_for(MethodKind::Get, &[("range", "bytes=100-199")]);
+        assert_eq!(plan.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(plan.headers[header::CONTENT_RANGE], "bytes 100-199/10000");
+        assert_eq!(plan.headers[header::CONTENT_LENGTH], "100");
+        assert_eq!(
+            plan.body,
+            Some(VecDeque::from([Segment::File {
+                offset: 100,
+                len: 100
+            }]))
+        );
+    }
+
+    #[test]
+    fn several_ranges_are_a_multipart_206_with_exact_length() {
+        let plan = plan_for(MethodKind::Get, &[("range", "bytes=0-1, 5-5")]);
+        assert_eq!(plan.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            plan.headers[header::CONTENT_TYPE],
+            "multipart/byteranges; boundary=B"
+        );
+        assert!(plan.headers.get(header::CONTENT_RANGE).is_none());
+        let body = plan.body.unwrap_or_default();
+        let len: u64 = body.iter().map(Segment::len).sum();
+        assert_eq!(
+            plan.headers[header::CONTENT_LENGTH],
+            len.to_string().as_str()
+        );
+        assert_eq!(
+            body[0],
+            Segment::Bytes(Bytes::from_static(
+                b"\r\n--B\r\nContent-Type: video/mp4\r\nContent-Range: bytes 0-1/10000\r\n\r\n"
+            ))
+        );
+        assert_eq!(body[1], Segment::File { offset: 0, len: 2 });
+        assert_eq!(body[3], Segment::File { offset: 5, len: 1 });
+        assert_eq!(
+            body[4],
+            Segment::Bytes(Bytes::from_static(b"\r\n--B--\r\n"))
+        );
+    }
+
+    #[test]
+    fn boundary_is_made_only_for_multipart() {
+        let mut asked = false;
+        let _ = plan(
+            MethodKind::Get,
+            &request(&[("range", "bytes=0-1")]),
+            &movie(),
+            CACHE,
+            now(),
+            || {
+                asked = true;
+                "B".into()
+            },
+        );
+        assert!(!asked);
+    }
+
+    #[test]
+    fn unsatisfiable_range_is_416_with_the_length() {
+        let error = plan(
+            MethodKind::Get,
+            &request(&[("range", "bytes=20000-")]),
+            &movie(),
+            CACHE,
+            now(),
+            || "B".into(),
+        )
+        .err()
+        .map(ServeError::into_response);
+        let Some(response) = error else {
+            panic!("expected 416")
+        };
+        assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */10000");
+        assert_eq!(
+            response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+            "nosniff"
+        );
+        assert_eq!(response.headers()[header::ETAG], ETAG);
+    }
+
+    #[test]
+    fn invalid_or_unknown_range_is_ignored() {
+        for range in ["bytes=oops", "items=0-1", "bytes=5-1"] {
+            let plan = plan(
+                MethodKind::Get,
+                &HeaderMap::from_iter([(header::RANGE, HeaderValue::from_static(range))]),
+                &movie(),
+                CACHE,
+                now(),
+                || "B".into(),
+            );
+            assert_eq!(plan.map(|p| p.status).ok(), Some(StatusCode::OK), "{range}");
+        }
+    }
+
+    #[test]
+    fn matching_if_none_match_is_304_with_validators_and_no_content_type() {
+        let error = plan(
+            MethodKind::Get,
+            &request(&[("if-none-match", "\"tag-1\"")]),
+            &movie(),
+            CACHE,
+            now(),
+            || "B".into(),
+        )
+        .err();
+        let Some(response) = error.map(ServeError::into_response) else {
+            panic!("expected 304")
+        };
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(response.headers()[header::ETAG], ETAG);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "max-age=3600");
+        assert!(response.headers().get(header::CONTENT_TYPE).is_none());
+        assert!(response.body().is_empty());
+    }
+
+    #[test]
+    fn if_modified_since_not_older_is_304() {
+        let status = refusal(
+            MethodKind::Head,
+            &[("if-modified-since", "Tue, 14 Nov 2023 22:13:20 GMT")],
+        );
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+    }
+
+    #[test]
+    fn failing_if_match_is_412() {
+        assert_eq!(
+            refusal(MethodKind::Get, &[("if-match", "\"other\"")]),
+            StatusCode::PRECONDITION_FAILED
+        );
+    }
+
+    #[test]
+    fn failing_if_unmodified_since_is_412() {
+        assert_eq!(
+            refusal(
+                MethodKind::Get,
+                &[("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")]
+            ),
+            StatusCode::PRECONDITION_FAILED
+        );
+    }
+
+    #[test]
+    fn if_range_with_the_current_etag_keeps_the_range() {
+        let plan = plan_for(
+            MethodKind::Get,
+            &[("range", "bytes=0-9"), ("if-range", "\"tag-1\"")],
+        );
+        assert_eq!(plan.status, StatusCode::PARTIAL_CONTENT);
+    }
+
+    #[test]
+    fn if_range_with_another_etag_drops_the_range() {
+        let plan = plan_for(
+            MethodKind::Get,
+            &[("range", "bytes=0-9"), ("if-range", "\"tag-0\"")],
+        );
+        assert_eq!(plan.status, StatusCode::OK);
+        assert_eq!(plan.body, Some(whole()));
+    }
+
+    #[test]
+    fn if_range_with_the_exact_date_keeps_the_range_and_another_drops_it() {
+        let exact = plan_for(
+            MethodKind::Get,
+            &[
+                ("range", "bytes=0-9"),
+                ("if-range", "Tue, 14 Nov 2023 22:13:20 GMT"),
+            ],
+        );
+        assert_eq!(exact.status, StatusCode::PARTIAL_CONTENT);
+        let other = plan_for(
+            MethodKind::Get,
+            &[
+                ("range", "bytes=0-9"),
+                ("if-range", "Tue, 14 Nov 2023 22:13:21 GMT"),
+            ],
+        );
+        assert_eq!(other.status, StatusCode::OK);
+    }
+
+    #[test]
+    fn html_revalidates_on_every_use() {
+        let page = Representation::from_static(b"<p>hi</p>", "text/html; charset=utf-8");
+        let plan = plan(
+            MethodKind::Get,
+            &HeaderMap::new(),
+            &page,
+            CACHE,
+            now(),
+            || "B".into(),
+        );
+        assert_eq!(
+            plan.ok().map(|p| p.headers[header::CACHE_CONTROL].clone()),
+            Some(HeaderValue::from_static("no-cache"))
+        );
+    }
+
+    #[test]
+    fn future_last_modified_is_clamped_to_now() {
+        let now = UNIX_EPOCH + Duration::from_millis(1_000_000_500);
+        let past = UNIX_EPOCH + Duration::from_secs(5);
+        let future = now + Duration::from_secs(3600);
+        assert_eq!(not_later_than_now(Some(past), now), Some(past));
+        assert_eq!(
+            not_later_than_now(Some(future), now),
+            Some(UNIX_EPOCH + Duration::from_secs(1_000_000))
+        );
+        assert_eq!(not_later_than_now(None, now), None);
+    }
+
+    #[test]
+    fn joined_header_combines_field_lines() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\""));
+        headers.append(header::IF_NONE_MATCH, HeaderValue::from_static("\"b\""));
+        assert_eq!(
+            joined_header(&headers, &header::IF_NONE_MATCH).as_deref(),
+            Some("\"a\", \"b\"")
+        );
+        assert_eq!(joined_header(&headers, &header::IF_MATCH), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! Rendering: a decided [`Plan`] (or generated content) becomes a hyper response whose body
+//! produces file bytes by the connection's [`FileStrategy`]. This is where the doing starts:
+//! `read-all` reads here, before the response; every other strategy reads (or maps) while hyper
+//! polls the body.
+
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::Response;
+
+use crate::body::{
+    read_all, BufferBudget, FileSource, FileStrategy, MappedRegistry, ResponseBody, Segment,
+};
+use crate::conditional::MethodKind;
+use crate::error::ServeError;
+use crate::plan::Plan;
+use crate::representation::{Content, Representation};
+use crate::stats::ServerStats;
+
+/// How one connection produces file bytes: fixed when the connection is accepted.
+#[derive(Debug, Clone)]
+pub struct FileSending {
+    /// The connection's strategy (from `--mode` and its transport).
+    pub strategy: FileStrategy,
+    /// The connection's mapped regions, for the zero-copy writer.
+    pub registry: Arc<MappedRegistry>,
+    /// The server's counters.
+    pub stats: Arc<ServerStats>,
+    /// The connection's share of the buffer budget (strategies that fill buffers).
+    pub budget: Option<BufferBudget>,
+}
+
+/// The response for `plan` about `representation`.
+pub async fn render(
+    plan: Plan,
+    representation: &Representation,
+    sending: &FileSending,
+) -> Result<Response<ResponseBody>, ServeError> {
+    let Plan {
+        status,
+        headers,
+        body,
+    } = plan;
+    let body = match body {
+        None => ResponseBody::empty(),
+        Some(segments) => match &representation.content {
+            Content::Static(bytes) => ResponseBody::from_segments(
+                segments
+                    .into_iter()
+                    .map(|segment| match segment {
+                        Segment::File { offset, len } => {
+                            Segment::Bytes(bytes.slice(offset as usize..(offset + len) as usize))
+                        }
+                        bytes => bytes,
+                    })
+                    .collect(),
+                None,
+                None,
+            ),
+            Content::File(file) if sending.strategy == FileStrategy::ReadAll => {
+                let copied: u64 = segments
+                    .iter()
+                    .map(|s| match s {
+                        Segment::File { len, .. } => *len,
+                        Segment::Bytes(_) => 0,
+                    })
+                    .sum();
+                let read = read_all::read_segments(Arc::clone(file), segments).await?;
+                ServerStats::add(&sending.stats.bytes_copied, copied);
+                ResponseBody::from_segments(read, None, None)
+            }
+            Content::File(file) => ResponseBody::from_segments(
+                segments,
+                Some(FileSource {
+                    file: Arc::clone(file),
+                    key: representation.file_key,
+                    strategy: sending.strategy,
+                    registry: Arc::clone(&sending.registry),
+                    budget: sending.budget.clone(),
+                }),
+                Some(Arc::clone(&sending.stats)),
+            ),
+        },
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// A response for content made on the fly (API JSON, listings): no validators, no ranges.
+pub fn render_generated(
+    method: MethodKind,
+    content: String,
+    content_type: &'static str,
+) -> Response<ResponseBody> {
+    let len = content.len();
+    let body = if method == MethodKind::Head {
+        ResponseBody::empty()
+    } else {
+        ResponseBody::bytes(content)
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}

@@ -1,0 +1,222 @@
+//! Routing: which resource a request path names, opened and ready to plan.
+//!
+//! | path | resource |
+//! |---|---|
+//! | `/_reelserve/movies`, `/_reelserve/stats` | JSON made on the fly ([`crate::pages`], [`crate::stats`]) |
+//! | `/video` | the default movie, as the tutorial's Express route served it |
+//! | `/` | the root's `index.html`, else `html/movie_player.html`, else the built-in player |
+//! | a directory | `301` to its slash form; then its `index.html`, else a listing |
+//! | anything else | the file beneath `--root` ([`crate::resolve`]); hidden names are 404 |
+//!
+//! What is *sent* for a file (200, 206, 304, ...) is not decided here but by [`crate::plan`].
+
+use std::path::{Path, PathBuf};
+
+use http::HeaderValue;
+
+use crate::error::ServeError;
+use crate::pages;
+use crate::representation::Representation;
+use crate::resolve::{self, DecodedPath, Opened, PathError};
+use crate::state::ServerState;
+
+/// Prefix of the server's own endpoints (kept out of the way of files).
+pub const API_PREFIX: &str = "/_reelserve/";
+
+/// What a request path names.
+#[derive(Debug)]
+pub enum Resource {
+    /// A file or a page built into the binary: validators, conditionals and ranges apply.
+    Representation(Representation),
+    /// Content made on the fly (API JSON, listings): no validators, no ranges, never cached.
+    Generated {
+        /// The bytes.
+        content: String,
+        /// Their media type.
+        content_type: &'static str,
+    },
+}
+
+/// Finds and opens the resource `path` names. Opening is blocking but served from the dentry
+/// and page caches (one `openat2` on Linux), as nginx's own `open` + `fstat` are; directory
+/// scans run on the blocking pool.
+pub async fn route(state: &ServerState, path: &str) -> Result<Resource, ServeError> {
+    if let Some(endpoint) = path.strip_prefix(API_PREFIX) {
+        return api(state, endpoint).await;
+    }
+    let representation = match path {
+        // Parity with the tutorial's Express route: the default movie, fully range-capable.
+        "/video" => {
+            let root = state.root.clone();
+            let movie = blocking(move || pages::default_movie_path(&root)).await?;
+            let movie = movie.ok_or_else(ServeError::not_found)?;
+            match open_beneath(state, &movie)? {
+                Opened::File {
+                    file,
+                    metadata,
+                    path,
+                } => representation(state, file, &metadata, &path),
+                Opened::Directory(_) => return Err(ServeError::not_found()),
+            }
+        }
+        "/" => front_page(state)?,
+        _ => {
+            let decoded = resolve::decode_path(path)?;
+            if is_hidden(&decoded) {
+                return Err(ServeError::not_found());
+            }
+            match open_beneath(state, decoded.relative()) {
+                Ok(Opened::File {
+                    file,
+                    metadata,
+                    path,
+                }) => representation(state, file, &metadata, &path),
+                Ok(Opened::Directory(directory)) => {
+                    return directory_resource(state, path, &decoded, directory).await
+                }
+                Err(PathError::NotFound)
+                    if decoded.relative() == Path::new("html/movie_player.html") =>
+                {
+                    builtin_player()
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    Ok(Resource::Representation(representation))
+}
+
+/// `/`: the root's `index.html`, else the player page on disk, else the built-in player.
+fn front_page(state: &ServerState) -> Result<Representation, ServeError> {
+    for candidate in ["index.html", "html/movie_player.html"] {
+        match open_beneath(state, Path::new(candidate)) {
+            Ok(Opened::File {
+                file,
+                metadata,
+                path,
+            }) => return Ok(representation(state, file, &metadata, &path)),
+            Ok(Opened::Directory(_)) | Err(PathError::NotFound) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(builtin_player())
+}
+
+/// A directory: the slash form first (relative links in its page resolve against the URL, as
+/// nginx and Apache redirect), then its `index.html`, else a listing.
+async fn directory_resource(
+    state: &ServerState,
+    url_path: &str,
+    decoded: &DecodedPath,
+    directory: PathBuf,
+) -> Result<Resource, ServeError> {
+    if !decoded.has_trailing_slash() {
+        let location = HeaderValue::try_from(directory_location(url_path))
+            .map_err(|_| ServeError::not_found())?;
+        return Err(ServeError::moved_permanently(location));
+    }
+    // The index goes through `open_beneath` like any other file: `dir/index.html` may be a
+    // symlink, and one that leaves the root must not be served. A missing or escaping index
+    // means a listing, as if there were none.
+    match open_beneath(state, &decoded.relative().join("index.html")) {
+        Ok(Opened::File {
+            file,
+            metadata,
+            path,
+        }) => {
+            return Ok(Resource::Representation(representation(
+                state, file, &metadata, &path,
+            )))
+        }
+        Ok(Opened::Directory(_)) | Err(PathError::NotFound) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let url_path = url_path.to_owned();
+    let html = blocking(move || pages::directory_listing(&directory, &url_path)).await??;
+    Ok(Resource::Generated {
+        content: html,
+        content_type: "text/html; charset=utf-8",
+    })
+}
+
+/// `/_reelserve/…`: the movie list the player reads, and the counters.
+async fn api(state: &ServerState, endpoint: &str) -> Result<Resource, ServeError> {
+    let content = match endpoint {
+        "movies" => {
+            let root = state.root.clone();
+            let movies = blocking(move || pages::list_movies(&root)).await?;
+            pages::movies_json(&movies, state.mode.name())
+        }
+        "stats" if !state.config.no_stats => state.stats.to_json(state.mode.name()),
+        _ => return Err(ServeError::not_found()),
+    };
+    Ok(Resource::Generated {
+        content,
+        content_type: "application/json",
+    })
+}
+
+/// Opens a path relative to the root (see [`resolve::open_beneath`]).
+fn open_beneath(state: &ServerState, relative: &Path) -> Result<Opened, PathError> {
+    resolve::open_beneath(&state.root_dir, relative)
+}
+
+fn representation(
+    state: &ServerState,
+    file: std::fs::File,
+    metadata: &std::fs::Metadata,
+    path: &Path,
+) -> Representation {
+    Representation::from_open_file(file, metadata, path, state.config.etag_inode)
+}
+
+fn builtin_player() -> Representation {
+    Representation::from_static(pages::BUILTIN_PLAYER, "text/html; charset=utf-8")
+}
+
+/// The `Location` of the redirect from a directory URL to its slash form. Leading slashes are
+/// collapsed to one: `GET //host` names the directory `host` under the root, but echoing
+/// `//host/` would be a network-path reference (RFC 3986 §4.2) sending browsers to another
+/// host, an open redirect.
+fn directory_location(request_path: &str) -> String {
+    format!("/{}/", request_path.trim_start_matches('/'))
+}
+
+/// Hidden files (any segment starting with '.') are not served: `--root .` must not publish
+/// `.git` or `.env`.
+fn is_hidden(path: &DecodedPath) -> bool {
+    path.relative()
+        .components()
+        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+}
+
+/// Runs blocking file-system work (directory reads) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServeError::from(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_location_is_never_a_network_path_reference() {
+        assert_eq!(directory_location("/films"), "/films/");
+        assert_eq!(directory_location("//films"), "/films/");
+        assert_eq!(directory_location("///evil.example"), "/evil.example/");
+        assert_eq!(directory_location("/a//b"), "/a//b/");
+    }
+
+    #[test]
+    fn hidden_segments_anywhere_are_hidden() {
+        let hidden = |raw: &str| resolve::decode_path(raw).map(|d| is_hidden(&d)).ok();
+        assert_eq!(hidden("/.git/config"), Some(true));
+        assert_eq!(hidden("/a/.env"), Some(true));
+        assert_eq!(hidden("/movie/big.mp4"), Some(false));
+        assert_eq!(hidden("/a.b/c"), Some(false));
+    }
+}
