@@ -1,17 +1,98 @@
 //! The pages reelserve makes itself: the movie list the player asks for, directory listings, and
 //! the player page compiled into the binary (used when the served root has none on disk).
+//!
+//! Every HTML page made here goes out with a `Content-Security-Policy` that forbids inline
+//! script: the player keeps its script and styles in files next to it
+//! (`html/movie_player.{js,css}`, built in too), and the listing's one inline style is allowed
+//! by its SHA-256. A file name that slipped through escaping still could not run code.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::representation::content_type_for;
 
+/// Where the player page lives under the root (and is served from, at `/` too).
+pub const PLAYER_PAGE: &str = "html/movie_player.html";
+
 /// The player page, as shipped in `html/movie_player.html`.
 pub const BUILTIN_PLAYER: &[u8] = include_bytes!("../html/movie_player.html");
+
+/// The player's files compiled into the binary, served when the root has no copy of its own:
+/// (path under the root, bytes, `Content-Type`). The page loads its script and styles by these
+/// absolute paths, so a root's own copy of any of them wins, file by file.
+const BUILTIN_FILES: &[(&str, &[u8], &str)] = &[
+    (PLAYER_PAGE, BUILTIN_PLAYER, "text/html; charset=utf-8"),
+    (
+        "html/movie_player.js",
+        include_bytes!("../html/movie_player.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "html/movie_player.css",
+        include_bytes!("../html/movie_player.css"),
+        "text/css; charset=utf-8",
+    ),
+];
+
+/// The built-in copy of a player file (bytes and `Content-Type`), if `relative` names one.
+pub fn builtin_file(relative: &Path) -> Option<(&'static [u8], &'static str)> {
+    BUILTIN_FILES
+        .iter()
+        .find(|(path, _, _)| relative == Path::new(path))
+        .map(|&(_, bytes, content_type)| (bytes, content_type))
+}
+
+/// `Content-Security-Policy` of the player page: script, styles, media and API calls from this
+/// origin only, nothing inline, no plugins, no framing, no `<base>` or form tricks. The icon is
+/// the empty `data:` one the page declares.
+pub const PLAYER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// The one style sheet of a directory listing, inline (a listing is one request), allowed by
+/// hash in [`listing_csp`].
+const LISTING_STYLE: &str = "body{font:16px system-ui,sans-serif;margin:2rem;background:#111;\
+    color:#eee}a{color:#8cf}li{margin:.2rem 0}";
+
+/// `Content-Security-Policy` of a directory listing: no script at all, only its own style.
+pub fn listing_csp() -> &'static str {
+    static POLICY: OnceLock<String> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, LISTING_STYLE.as_bytes());
+        format!(
+            "default-src 'none'; style-src 'sha256-{}'; img-src data:; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+            base64(digest.as_ref())
+        )
+    })
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for CSP hash sources.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// Directory (under the root) that holds the movies the player lists.
 pub const MOVIE_DIR: &str = "movie";
@@ -26,7 +107,11 @@ pub const SAMPLE_MOVIE: &str = "sample.mp4";
 pub const MOVIE_EXTENSIONS: &[&str] = &["mp4", "webm", "m4v", "mov", "mkv"];
 
 /// Characters escaped in a path segment of a URL we generate (RFC 3986 pchar, conservatively).
+/// `:` too, so no name can read as a scheme (`javascript:`, `data:`), and `&`, so none can
+/// start a character reference in an attribute.
 const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b':')
+    .add(b'&')
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -151,7 +236,8 @@ pub fn json_string(text: &str) -> String {
 }
 
 /// An HTML listing of a directory. Hidden entries are left out; names are escaped for HTML and
-/// percent-encoded in links. Blocking.
+/// percent-encoded in `./`-prefixed links, so a link is always a relative path, whatever the
+/// name. Blocking.
 pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String> {
     let mut entries: Vec<(bool, String, String)> = std::fs::read_dir(directory)?
         .filter_map(Result::ok)
@@ -162,7 +248,7 @@ pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String>
             }
             let is_dir = entry.file_type().ok()?.is_dir();
             let display = name.to_string_lossy().into_owned();
-            let href = encode_segment(&name);
+            let href = listing_href(&name);
             Some((is_dir, display, href))
         })
         .collect();
@@ -172,9 +258,8 @@ pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String>
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Index of {title}</title>\
-         <style>body{{font:16px system-ui,sans-serif;margin:2rem;background:#111;color:#eee}}\
-         a{{color:#8cf}}li{{margin:.2rem 0}}</style></head>\
+         <title>Index of {title}</title><link rel=\"icon\" href=\"data:,\">\
+         <style>{LISTING_STYLE}</style></head>\
          <body><h1>Index of {title}</h1><ul>"
     );
     if url_path != "/" {
@@ -192,8 +277,13 @@ pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String>
     Ok(html)
 }
 
-fn encode_segment(name: &OsStr) -> String {
-    percent_encoding::percent_encode(name.as_encoded_bytes(), SEGMENT).to_string()
+/// The link to a directory entry: `./` and the percent-encoded name, so it is a relative path
+/// whatever the name (`javascript:x` would otherwise be read as a scheme, RFC 3986 §4.2).
+fn listing_href(name: &OsStr) -> String {
+    format!(
+        "./{}",
+        percent_encoding::percent_encode(name.as_encoded_bytes(), SEGMENT)
+    )
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -257,6 +347,132 @@ mod tests {
             html_escape("<a href='x'>&\""),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
         );
+    }
+
+    #[test]
+    fn listing_hrefs_of_hostile_names_are_relative_paths() {
+        let hostile = [
+            "javascript:alert(document.domain)",
+            "JaVaScRiPt:x",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox",
+            "//evil.example",
+            "a&quot;b",
+            "\"><img src=x onerror=alert(1)>",
+            " javascript:x",
+        ];
+        for name in hostile {
+            let href = listing_href(OsStr::new(name));
+            assert!(href.starts_with("./"), "{name}: {href}");
+            assert!(
+                !href[2..].contains(['/', ':', '&', '"', '<', '>', '\'', ' ']),
+                "{name}: {href}"
+            );
+        }
+        assert_eq!(
+            listing_href(OsStr::new("javascript:alert(document.domain)")),
+            "./javascript%3Aalert(document.domain)"
+        );
+        assert_eq!(listing_href(OsStr::new("JaVaScRiPt:x")), "./JaVaScRiPt%3Ax");
+        assert_eq!(
+            listing_href(OsStr::new("data:text/html,x")),
+            "./data%3Atext%2Fhtml,x"
+        );
+        assert_eq!(listing_href(OsStr::new("a&b c.mp4")), "./a%26b%20c.mp4");
+    }
+
+    #[test]
+    fn listing_of_hostile_names_links_only_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "javascript:alert(document.domain)",
+            "JaVaScRiPt:x",
+            "data:text,x",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("data:sub")).unwrap();
+        let html = directory_listing(dir.path(), "/d/").unwrap();
+        let hrefs: Vec<&str> = html
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(
+            hrefs,
+            [
+                "data:,",
+                "../",
+                "./data%3Asub/",
+                "./JaVaScRiPt%3Ax",
+                "./data%3Atext,x",
+                "./javascript%3Aalert(document.domain)",
+            ]
+        );
+        assert!(
+            html.contains(">javascript:alert(document.domain)</a>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn listing_style_is_the_one_its_policy_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let html = directory_listing(dir.path(), "/").unwrap();
+        let style = html
+            .split("<style>")
+            .nth(1)
+            .and_then(|rest| rest.split("</style>").next())
+            .unwrap();
+        assert_eq!(style, LISTING_STYLE);
+        assert_eq!(html.matches("<style>").count(), 1);
+        assert!(!html.contains("<script"));
+        let digest = ring::digest::digest(&ring::digest::SHA256, style.as_bytes());
+        let source = format!("style-src 'sha256-{}'", base64(digest.as_ref()));
+        assert!(listing_csp().contains(&source), "{}", listing_csp());
+    }
+
+    #[test]
+    fn policies_are_valid_header_values_without_inline_script() {
+        for policy in [PLAYER_CSP, listing_csp()] {
+            assert!(http::HeaderValue::from_str(policy).is_ok(), "{policy}");
+            assert!(!policy.contains("unsafe"), "{policy}");
+            assert!(policy.starts_with("default-src 'none'"), "{policy}");
+        }
+    }
+
+    #[test]
+    fn base64_rfc_4648_test_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
+
+    #[test]
+    fn builtin_player_has_no_inline_code() {
+        let page = std::str::from_utf8(BUILTIN_PLAYER).unwrap();
+        assert!(page.contains("<script src=\"/html/movie_player.js\"></script>"));
+        assert!(page.contains("<link rel=\"stylesheet\" href=\"/html/movie_player.css\">"));
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(!page.contains("<style"));
+        let inline_attribute = page.split_whitespace().find(|token| {
+            token.starts_with("style=") || (token.starts_with("on") && token.contains('='))
+        });
+        assert_eq!(inline_attribute, None, "inline style or event handler");
+        for path in ["html/movie_player.js", "html/movie_player.css", PLAYER_PAGE] {
+            assert!(builtin_file(Path::new(path)).is_some(), "{path}");
+        }
+        assert!(builtin_file(Path::new("html/other.js")).is_none());
     }
 
     #[test]

@@ -248,14 +248,21 @@ impl ConnService {
                         file,
                         metadata,
                         path,
-                    }) => self.representation(file, &metadata, &path),
+                    }) => {
+                        let representation = self.representation(file, &metadata, &path);
+                        if decoded.relative() == Path::new(pages::PLAYER_PAGE) {
+                            representation.with_content_security_policy(pages::PLAYER_CSP)
+                        } else {
+                            representation
+                        }
+                    }
                     Ok(Opened::Directory(directory)) => {
                         return self.directory(method, request, &decoded, directory).await
                     }
                     Err(resolve::PathError::NotFound)
-                        if decoded.relative() == Path::new("html/movie_player.html") =>
+                        if pages::builtin_file(decoded.relative()).is_some() =>
                     {
-                        builtin_player()
+                        builtin_file(decoded.relative())?
                     }
                     Err(error) => return Err(error.into()),
                 }
@@ -267,18 +274,26 @@ impl ConnService {
 
     /// `/`: the root's `index.html`, else the player page on disk, else the built-in player.
     fn open_front_page(&self) -> Result<Representation, ServeError> {
-        for candidate in ["index.html", "html/movie_player.html"] {
+        for candidate in ["index.html", pages::PLAYER_PAGE] {
             match self.open_beneath(Path::new(candidate)) {
                 Ok(Opened::File {
                     file,
                     metadata,
                     path,
-                }) => return Ok(self.representation(file, &metadata, &path)),
+                }) => {
+                    let representation = self.representation(file, &metadata, &path);
+                    // The root's own index.html is the root's business; the player is ours.
+                    return Ok(if candidate == pages::PLAYER_PAGE {
+                        representation.with_content_security_policy(pages::PLAYER_CSP)
+                    } else {
+                        representation
+                    });
+                }
                 Ok(Opened::Directory(_)) | Err(resolve::PathError::NotFound) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(builtin_player())
+        builtin_file(Path::new(pages::PLAYER_PAGE))
     }
 
     /// Opens a path relative to the root (one `openat2` on Linux; see
@@ -335,7 +350,12 @@ impl ConnService {
         }
         let url_path = request.uri().path().to_owned();
         let html = blocking(move || pages::directory_listing(&directory, &url_path)).await??;
-        Ok(dynamic_response(method, html, "text/html; charset=utf-8"))
+        let mut response = dynamic_response(method, html, "text/html; charset=utf-8");
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::listing_csp()),
+        );
+        Ok(response)
     }
 
     async fn api(
@@ -529,6 +549,12 @@ impl ConnService {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
+        if let Some(policy) = representation.content_security_policy {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(policy),
+            );
+        }
         headers
     }
 
@@ -678,8 +704,15 @@ fn dynamic_response(
     response
 }
 
-fn builtin_player() -> Representation {
-    Representation::from_static(pages::BUILTIN_PLAYER, "text/html; charset=utf-8")
+/// The built-in copy of a player file (the page with its policy).
+fn builtin_file(relative: &Path) -> Result<Representation, ServeError> {
+    let (bytes, content_type) = pages::builtin_file(relative).ok_or_else(ServeError::not_found)?;
+    let representation = Representation::from_static(bytes, content_type);
+    Ok(if relative == Path::new(pages::PLAYER_PAGE) {
+        representation.with_content_security_policy(pages::PLAYER_CSP)
+    } else {
+        representation
+    })
 }
 
 fn with_headers(
