@@ -6,11 +6,13 @@
 //! (`html/movie_player.{js,css}`, built in too), and the listing's one inline style is allowed
 //! by its SHA-256. A file name that slipped through escaping still could not run code.
 
-use std::ffi::OsStr;
+use std::collections::BinaryHeap;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
@@ -235,46 +237,206 @@ pub fn json_string(text: &str) -> String {
     out
 }
 
-/// An HTML listing of a directory. Hidden entries are left out; names are escaped for HTML and
+/// Entries on one page of a directory listing; the rest are on `?page=2`, `?page=3`, ... Five
+/// thousand short names make about half a megabyte of HTML, where a 100,000-entry directory
+/// listed whole made 11 MB per request.
+pub const LISTING_PAGE_SIZE: usize = 5_000;
+
+/// Which page of a listing a query string asks for: `page=N`, counted from 1. Anything else
+/// (absent, `0`, not a number) means the first page; a page past the end shows the last one.
+pub fn listing_page(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter_map(|pair| pair.strip_prefix("page="))
+        .find_map(|n| n.parse::<usize>().ok().filter(|&n| n >= 1))
+        .unwrap_or(1)
+}
+
+/// Tells a listing being built on the blocking pool that nobody waits for it any more. The
+/// request's future holds the [`CancelOnDrop`] guard; hyper drops that future when the client
+/// closes or resets, and the build, which checks the flag per entry, stops.
+#[derive(Debug, Clone, Default)]
+pub struct ListingCancel(Arc<AtomicBool>);
+
+impl ListingCancel {
+    /// A flag nobody has set yet.
+    pub fn new() -> ListingCancel {
+        ListingCancel::default()
+    }
+
+    /// A guard that sets the flag when it is dropped.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(Arc::clone(&self.0))
+    }
+
+    /// Whether the listing is no longer wanted.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Sets its [`ListingCancel`] when dropped (see there).
+#[derive(Debug)]
+pub struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why no listing was made.
+#[derive(Debug)]
+pub enum ListingError {
+    /// The directory could not be read.
+    Io(io::Error),
+    /// The request went away while the listing was being built.
+    Cancelled,
+}
+
+impl From<io::Error> for ListingError {
+    fn from(error: io::Error) -> ListingError {
+        ListingError::Io(error)
+    }
+}
+
+impl From<ListingError> for io::Error {
+    fn from(error: ListingError) -> io::Error {
+        match error {
+            ListingError::Io(error) => error,
+            ListingError::Cancelled => {
+                io::Error::new(io::ErrorKind::Interrupted, "listing cancelled: client gone")
+            }
+        }
+    }
+}
+
+/// One entry of a listing, in listing order: directories first, then by name.
+#[derive(Debug, PartialEq, Eq)]
+struct ListingEntry {
+    is_dir: bool,
+    display: String,
+    name: OsString,
+}
+
+impl Ord for ListingEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .is_dir
+            .cmp(&self.is_dir)
+            .then_with(|| self.display.cmp(&other.display))
+            .then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+impl PartialOrd for ListingEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Page `page` (from 1, see [`listing_page`]) of an HTML listing of a directory, at most
+/// [`LISTING_PAGE_SIZE`] entries. Hidden entries are left out; names are escaped for HTML and
 /// percent-encoded in `./`-prefixed links, so a link is always a relative path, whatever the
 /// name. Blocking.
-pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String> {
-    let mut entries: Vec<(bool, String, String)> = std::fs::read_dir(directory)?
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name();
-            if name.as_encoded_bytes().starts_with(b".") {
-                return None;
-            }
-            let is_dir = entry.file_type().ok()?.is_dir();
-            let display = name.to_string_lossy().into_owned();
-            let href = listing_href(&name);
-            Some((is_dir, display, href))
-        })
-        .collect();
-    // Directories first, then by name.
-    entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+///
+/// Bounded: the directory is read once, keeping only the first `page × LISTING_PAGE_SIZE`
+/// entries in listing order (a max-heap), so the first page holds 5,000 entries in memory
+/// however large the directory. `cancel` is checked per entry: a build nobody waits for stops.
+pub fn directory_listing(
+    directory: &Path,
+    url_path: &str,
+    page: usize,
+    cancel: &ListingCancel,
+) -> Result<String, ListingError> {
+    let keep = page.max(1).saturating_mul(LISTING_PAGE_SIZE);
+    let mut first_entries: BinaryHeap<ListingEntry> = BinaryHeap::new();
+    let mut total = 0usize;
+    for (read, entry) in std::fs::read_dir(directory)?.enumerate() {
+        if cancel.is_cancelled() {
+            tracing::debug!(
+                entries_read = read,
+                directory = %directory.display(),
+                "directory listing abandoned: the client is gone"
+            );
+            return Err(ListingError::Cancelled);
+        }
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        total += 1;
+        let candidate = ListingEntry {
+            is_dir: file_type.is_dir(),
+            display: name.to_string_lossy().into_owned(),
+            name,
+        };
+        if first_entries.len() < keep {
+            first_entries.push(candidate);
+        } else if first_entries.peek().is_some_and(|last| candidate < *last) {
+            first_entries.pop();
+            first_entries.push(candidate);
+        }
+    }
+    let pages = total.div_ceil(LISTING_PAGE_SIZE).max(1);
+    let shown = page.clamp(1, pages);
+    let first = (shown - 1) * LISTING_PAGE_SIZE;
+    let entries = first_entries.into_sorted_vec();
+    let on_page = entries.iter().skip(first).take(LISTING_PAGE_SIZE);
+
     let title = html_escape(url_path);
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Index of {title}</title><link rel=\"icon\" href=\"data:,\">\
          <style>{LISTING_STYLE}</style></head>\
-         <body><h1>Index of {title}</h1><ul>"
+         <body><h1>Index of {title}</h1>"
     );
+    let navigation = page_navigation(shown, pages, first, total);
+    html.push_str(&navigation);
+    html.push_str("<ul>");
     if url_path != "/" {
         html.push_str("<li><a href=\"../\">../</a></li>");
     }
-    for (is_dir, display, href) in entries {
-        let slash = if is_dir { "/" } else { "" };
+    for entry in on_page {
+        let slash = if entry.is_dir { "/" } else { "" };
         let _ = write!(
             html,
-            "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
-            html_escape(&display)
+            "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
+            listing_href(&entry.name),
+            html_escape(&entry.display)
         );
     }
-    html.push_str("</ul></body></html>\n");
+    html.push_str("</ul>");
+    html.push_str(&navigation);
+    html.push_str("</body></html>\n");
     Ok(html)
+}
+
+/// "Entries 5001–10000 of 12345 (page 2 of 3)" with links to the neighbouring pages; nothing
+/// when everything fits on one page.
+fn page_navigation(shown: usize, pages: usize, first: usize, total: usize) -> String {
+    if pages == 1 {
+        return String::new();
+    }
+    let last = (first + LISTING_PAGE_SIZE).min(total);
+    let mut nav = format!(
+        "<p>Entries {}–{last} of {total} (page {shown} of {pages}).",
+        first + 1
+    );
+    if shown > 1 {
+        let _ = write!(nav, " <a href=\"?page={}\">Previous page</a>", shown - 1);
+    }
+    if shown < pages {
+        let _ = write!(nav, " <a href=\"?page={}\">Next page</a>", shown + 1);
+    }
+    nav.push_str("</p>");
+    nav
 }
 
 /// The link to a directory entry: `./` and the percent-encoded name, so it is a relative path
@@ -392,7 +554,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         std::fs::create_dir(dir.path().join("data:sub")).unwrap();
-        let html = directory_listing(dir.path(), "/d/").unwrap();
+        let html = directory_listing(dir.path(), "/d/", 1, &ListingCancel::new()).unwrap();
         let hrefs: Vec<&str> = html
             .split("href=\"")
             .skip(1)
@@ -416,9 +578,68 @@ mod tests {
     }
 
     #[test]
+    fn listing_page_comes_from_the_query() {
+        assert_eq!(listing_page(None), 1);
+        assert_eq!(listing_page(Some("")), 1);
+        assert_eq!(listing_page(Some("page=3")), 3);
+        assert_eq!(listing_page(Some("sort=name&page=2")), 2);
+        assert_eq!(listing_page(Some("page=0")), 1);
+        assert_eq!(listing_page(Some("page=-1")), 1);
+        assert_eq!(listing_page(Some("page=x&page=4")), 4);
+        assert_eq!(listing_page(Some("page=99999999999999999999999")), 1);
+        assert_eq!(listing_page(Some("apage=5")), 1);
+    }
+
+    #[test]
+    fn listing_stops_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"x").unwrap();
+        let cancel = ListingCancel::new();
+        drop(cancel.on_drop());
+        assert!(cancel.is_cancelled());
+        let result = directory_listing(dir.path(), "/", 1, &cancel);
+        assert!(matches!(result, Err(ListingError::Cancelled)), "{result:?}");
+        let fresh = ListingCancel::new();
+        let _guard = fresh.on_drop();
+        assert!(directory_listing(dir.path(), "/", 1, &fresh).is_ok());
+    }
+
+    #[test]
+    fn listing_order_is_directories_first_then_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", "C"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("z")).unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
+        let names: Vec<&str> = html
+            .split("<li><a href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split("\">").nth(1)?.split("</a>").next())
+            .collect();
+        assert_eq!(names, ["z/", "C", "a", "b"]);
+        // Everything fits: no page navigation.
+        assert!(!html.contains("?page="), "{html}");
+    }
+
+    #[test]
+    fn page_navigation_links_the_neighbours() {
+        assert_eq!(page_navigation(1, 1, 0, 10), "");
+        assert_eq!(
+            page_navigation(1, 3, 0, 12_345),
+            "<p>Entries 1–5000 of 12345 (page 1 of 3). <a href=\"?page=2\">Next page</a></p>"
+        );
+        assert_eq!(
+            page_navigation(3, 3, 10_000, 12_345),
+            "<p>Entries 10001–12345 of 12345 (page 3 of 3). \
+             <a href=\"?page=2\">Previous page</a></p>"
+        );
+    }
+
+    #[test]
     fn listing_style_is_the_one_its_policy_allows() {
         let dir = tempfile::tempdir().unwrap();
-        let html = directory_listing(dir.path(), "/").unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
         let style = html
             .split("<style>")
             .nth(1)

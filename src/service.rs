@@ -349,7 +349,13 @@ impl ConnService {
             Err(error) => return Err(error.into()),
         }
         let url_path = request.uri().path().to_owned();
-        let html = blocking(move || pages::directory_listing(&directory, &url_path)).await??;
+        let page = pages::listing_page(request.uri().query());
+        let cancel = pages::ListingCancel::new();
+        // Dropped with this future when the client goes away: the build then stops.
+        let _cancel_on_drop = cancel.on_drop();
+        let html = blocking(move || pages::directory_listing(&directory, &url_path, page, &cancel))
+            .await?
+            .map_err(std::io::Error::from)?;
         let mut response = dynamic_response(method, html, "text/html; charset=utf-8");
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,

@@ -123,3 +123,132 @@ fn player_page_carries_a_policy_built_in_and_from_disk() {
     assert_eq!(index.body, b"<p>index</p>");
     assert_eq!(index.header("content-security-policy"), None);
 }
+
+/// A root for directories of many files: in tmpfs when there is one, where creating 20,000
+/// files takes a second rather than the tens of seconds a busy disk can take.
+fn many_files_root() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// `count` empty files `f00000.txt`, `f00001.txt`, ... in `directory`.
+fn many_files(directory: &std::path::Path, count: usize) -> Vec<String> {
+    std::fs::create_dir_all(directory).unwrap();
+    (0..count)
+        .map(|i| {
+            let name = format!("f{i:05}.txt");
+            std::fs::File::create(directory.join(&name)).unwrap();
+            name
+        })
+        .collect()
+}
+
+/// The entry names a listing page links to, in order (without `../`).
+fn listed_names(html: &str) -> Vec<String> {
+    html.split("<li><a href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split("\">").nth(1)?.split("</a>").next())
+        .filter(|name| *name != "../")
+        .map(str::to_string)
+        .collect()
+}
+
+// Issue 14 item 6: a huge directory gives pages of at most 5,000 entries, which together list
+// every entry once, in order.
+#[test]
+fn huge_directory_listing_is_paginated() {
+    let root = many_files_root();
+    let names = many_files(&root.path().join("big"), 20_000);
+    let server = TestServer::start(root.path(), &[]);
+    let mut listed = Vec::new();
+    for page in 1..=4 {
+        let target = if page == 1 {
+            "/big/".to_string()
+        } else {
+            format!("/big/?page={page}")
+        };
+        let response = server.get(&target, &[]);
+        assert_eq!(response.status, 200, "{target}");
+        assert!(
+            response.body.len() < 512 * 1024,
+            "{target}: {} bytes",
+            response.body.len()
+        );
+        let html = String::from_utf8(response.body).unwrap();
+        let on_page = listed_names(&html);
+        assert_eq!(on_page.len(), 5_000, "{target}");
+        let first = (page - 1) * 5_000 + 1;
+        assert!(
+            html.contains(&format!("Entries {first}–{} of 20000", first + 4_999)),
+            "{target}"
+        );
+        listed.extend(on_page);
+    }
+    assert_eq!(listed, names);
+    // Past the end: the last page; nonsense: the first.
+    let past = server.get("/big/?page=99", &[]);
+    assert_eq!(
+        listed_names(&String::from_utf8(past.body).unwrap()),
+        names[15_000..]
+    );
+    let nonsense = server.get("/big/?page=abc", &[]);
+    assert_eq!(
+        listed_names(&String::from_utf8(nonsense.body).unwrap()),
+        names[..5_000]
+    );
+    let first = String::from_utf8(server.get("/big/", &[]).body).unwrap();
+    assert!(first.contains("<a href=\"?page=2\">Next page</a>"));
+}
+
+// Issue 14 item 6: building a listing stops when the client that asked for it is gone (the
+// server logs, at debug, how far the build got).
+#[test]
+fn listing_build_stops_when_the_client_goes_away() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    const ENTRIES: usize = 50_000;
+    let root = many_files_root();
+    many_files(&root.path().join("huge"), ENTRIES);
+    let server = TestServer::start(root.path(), &[]);
+    let abandoned = || {
+        server
+            .log()
+            .lines()
+            .find(|line| line.contains("directory listing abandoned"))
+            .map(str::to_string)
+    };
+    // The client hangs up right after its request; hyper sees the EOF while the listing is
+    // being built and drops the request. A few tries, in case one build wins the race.
+    let mut line = None;
+    for _ in 0..3 {
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"GET /huge/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        drop(stream);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while line.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            line = abandoned();
+        }
+        if line.is_some() {
+            break;
+        }
+    }
+    let line = line.unwrap_or_else(|| panic!("no abandoned build in the log:\n{}", server.log()));
+    eprintln!("{line}");
+    let read: usize = line
+        .split("entries_read=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no entries_read in {line:?}"));
+    assert!(read < ENTRIES, "the build read all {read} entries: {line}");
+    // The server still answers.
+    assert_eq!(server.get("/huge/?page=12", &[]).status, 200);
+}
