@@ -10,7 +10,7 @@ use std::collections::BinaryHeap;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -149,7 +149,8 @@ impl Movie {
 }
 
 /// The playable files in `<root>/movie/`, sorted by name. Hidden files and names that are not
-/// UTF-8 are left out. Blocking.
+/// UTF-8 are left out. Blocking, and reads and `stat`s the whole directory: requests go through
+/// the cached [`crate::library::MovieIndex`].
 pub fn list_movies(root: &Path) -> Vec<Movie> {
     let Ok(entries) = std::fs::read_dir(root.join(MOVIE_DIR)) else {
         return Vec::new();
@@ -182,12 +183,6 @@ pub fn default_movie(movies: &[Movie]) -> Option<&Movie> {
         .find(|m| m.name == BIG_MOVIE)
         .or_else(|| movies.iter().find(|m| m.name == SAMPLE_MOVIE))
         .or_else(|| movies.first())
-}
-
-/// The path under the root of the movie `/video` plays. Blocking.
-pub fn default_movie_path(root: &Path) -> Option<PathBuf> {
-    let movies = list_movies(root);
-    default_movie(&movies).map(|m| Path::new(MOVIE_DIR).join(&m.name))
 }
 
 /// The JSON the player page reads from `/_reelserve/movies`.

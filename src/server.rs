@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Mode};
+use crate::library::MovieIndex;
 use crate::service::{ConnService, FileReads, ServerState, Transport, TLS_CHUNK_SIZE};
 use crate::stats::ServerStats;
 use crate::tls::{self, TlsError};
@@ -177,6 +178,7 @@ impl Server {
             scheduler,
             state: Arc::new(ServerState {
                 mode,
+                movies: MovieIndex::new(&root),
                 root,
                 root_dir,
                 stats: Arc::new(ServerStats::default()),

@@ -22,6 +22,7 @@ use crate::body::{read_all, FileStrategy, ResponseBody, Segment};
 use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions};
 use crate::config::{Config, Mode};
 use crate::error::ServeError;
+use crate::library::MovieIndex;
 use crate::pages;
 use crate::range::{self, ByteRange, Resolved};
 use crate::representation::{Content, Representation};
@@ -127,6 +128,8 @@ pub struct ServerState {
     pub root_dir: resolve::Root,
     /// Counters.
     pub stats: Arc<ServerStats>,
+    /// The movies under `<root>/movie/`, for `/video` and `/_reelserve/movies`.
+    pub movies: MovieIndex,
 }
 
 /// The service for one connection.
@@ -217,7 +220,6 @@ impl ConnService {
             _ => return Err(ServeError::method_not_allowed()),
         };
         let path = request.uri().path();
-        let root = &self.state.root;
 
         if let Some(endpoint) = path.strip_prefix(API_PREFIX) {
             return self.api(method, endpoint).await;
@@ -225,8 +227,7 @@ impl ConnService {
         let representation = match path {
             // Parity with the tutorial's Express route: the default movie, fully range-capable.
             "/video" => {
-                let root_for_listing = root.clone();
-                let movie = blocking(move || pages::default_movie_path(&root_for_listing)).await?;
+                let movie = self.state.movies.default_movie_path().await?;
                 let movie = movie.ok_or_else(ServeError::not_found)?;
                 match self.open_beneath(&movie)? {
                     Opened::File {
@@ -371,8 +372,7 @@ impl ConnService {
     ) -> Result<Response<ResponseBody>, ServeError> {
         let json = match endpoint {
             "movies" => {
-                let root = self.state.root.clone();
-                let movies = blocking(move || pages::list_movies(&root)).await?;
+                let movies = self.state.movies.movies().await?;
                 pages::movies_json(&movies, self.state.mode.name())
             }
             "stats" if !self.state.config.no_stats => {

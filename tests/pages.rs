@@ -252,3 +252,113 @@ fn listing_build_stops_when_the_client_goes_away() {
     // The server still answers.
     assert_eq!(server.get("/huge/?page=12", &[]).status, 200);
 }
+
+/// A root whose `movie/` holds `names` (small files) and was last changed an hour ago, so the
+/// server's movie index trusts its first scan (see `library::RACY_WINDOW`).
+fn settled_movie_root(names: &[&str]) -> TestRoot {
+    let root = TestRoot::new();
+    for name in names {
+        root.file(&format!("movie/{name}"), name.as_bytes());
+    }
+    set_directory_mtime(&root.path().join("movie"), 3600);
+    root
+}
+
+fn set_directory_mtime(directory: &std::path::Path, seconds_ago: u64) {
+    let time = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+    std::fs::File::open(directory)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
+fn movie_names(server: &TestServer) -> Vec<String> {
+    let response = server.get("/_reelserve/movies", &[]);
+    assert_eq!(response.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    json["movies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+// Issue 14 item 6: `/video` and `/_reelserve/movies` use the cached movie index: strace sees the
+// movie directory read once, however many requests follow.
+#[test]
+fn movie_index_reads_the_movie_directory_once_while_it_is_unchanged() {
+    use std::process::Command;
+    use std::time::Duration;
+    if !require("strace") {
+        return;
+    }
+    let root = settled_movie_root(&["sample.mp4", "other.webm"]);
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new("strace");
+    // -y names each descriptor's path, so only reads of the movie directory count.
+    command
+        .args(["-f", "-qq", "-y", "-e", "trace=getdents64", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_reelserve"));
+    let mut server = TestServer::start_with(command, root.path(), &[]);
+    for _ in 0..20 {
+        let video = server.get("/video", &[("Range", "bytes=0-3")]);
+        assert_eq!(video.status, 206);
+        assert_eq!(video.body, b"samp");
+        assert_eq!(movie_names(&server), ["other.webm", "sample.mp4"]);
+    }
+    // SIGTERM the traced server (strace's child); strace exits with its exit status.
+    let children = std::fs::read_to_string(format!(
+        "/proc/{}/task/{}/children",
+        server.pid(),
+        server.pid()
+    ))
+    .unwrap();
+    let traced = children
+        .split_whitespace()
+        .next()
+        .expect("traced server pid");
+    assert!(Command::new("kill")
+        .args(["-TERM", traced])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    let log = std::fs::read_to_string(trace.path()).unwrap();
+    let movie_dir = format!("{}>", root.path().join("movie").display());
+    let reads = log
+        .lines()
+        .filter(|line| line.contains("getdents64(") && line.contains(&movie_dir))
+        .count();
+    // One scan of a small directory: a getdents64 that returns the entries, one that returns 0.
+    assert!(
+        (1..=2).contains(&reads),
+        "{reads} getdents64 calls on {movie_dir} for 40 requests:\n{log}"
+    );
+}
+
+// Issue 14 item 6: the cached index follows the directory: a movie dropped in appears (and
+// `/video` switches to `big.mp4`), a movie removed disappears.
+#[test]
+fn movie_index_sees_movies_added_and_removed() {
+    let root = settled_movie_root(&["sample.mp4"]);
+    let server = TestServer::start(root.path(), &[]);
+    assert_eq!(movie_names(&server), ["sample.mp4"]);
+    assert_eq!(server.get("/video", &[]).body, b"sample.mp4");
+
+    root.file("movie/big.mp4", b"big.mp4");
+    assert_eq!(movie_names(&server), ["big.mp4", "sample.mp4"]);
+    assert_eq!(server.get("/video", &[]).body, b"big.mp4");
+
+    std::fs::remove_file(root.path().join("movie/big.mp4")).unwrap();
+    assert_eq!(movie_names(&server), ["sample.mp4"]);
+    assert_eq!(server.get("/video", &[]).body, b"sample.mp4");
+
+    // The whole folder gone, then back.
+    std::fs::remove_dir_all(root.path().join("movie")).unwrap();
+    assert!(movie_names(&server).is_empty());
+    assert_eq!(server.get("/video", &[]).status, 404);
+    root.file("movie/new.webm", b"new");
+    assert_eq!(movie_names(&server), ["new.webm"]);
+}
