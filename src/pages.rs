@@ -56,6 +56,13 @@ pub const PLAYER_CSP: &str = "default-src 'none'; script-src 'self'; style-src '
     img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
+/// The `Content-Security-Policy` for the file at `relative` under the root: the player's for the
+/// player page (a root's own copy too), none for anything else. A root's own `index.html` or
+/// pages are the root's business: we cannot know what they need.
+pub fn content_security_policy(relative: &Path) -> Option<&'static str> {
+    (relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
+}
+
 /// The one style sheet of a directory listing, inline (a listing is one request), allowed by
 /// hash in [`listing_csp`].
 const LISTING_STYLE: &str = "body{font:16px system-ui,sans-serif;margin:2rem;background:#111;\

@@ -81,10 +81,10 @@ impl Representation {
         }
     }
 
-    /// The same, sent with `policy` as its `Content-Security-Policy`.
-    pub fn with_content_security_policy(self, policy: &'static str) -> Representation {
+    /// The same, sent with `policy` (if any) as its `Content-Security-Policy`.
+    pub fn with_content_security_policy(self, policy: Option<&'static str>) -> Representation {
         Representation {
-            content_security_policy: Some(policy),
+            content_security_policy: policy,
             ..self
         }
     }

@@ -249,14 +249,11 @@ impl ConnService {
                         file,
                         metadata,
                         path,
-                    }) => {
-                        let representation = self.representation(file, &metadata, &path);
-                        if decoded.relative() == Path::new(pages::PLAYER_PAGE) {
-                            representation.with_content_security_policy(pages::PLAYER_CSP)
-                        } else {
-                            representation
-                        }
-                    }
+                    }) => self
+                        .representation(file, &metadata, &path)
+                        .with_content_security_policy(pages::content_security_policy(
+                            decoded.relative(),
+                        )),
                     Ok(Opened::Directory(directory)) => {
                         return self.directory(method, request, &decoded, directory).await
                     }
@@ -282,13 +279,11 @@ impl ConnService {
                     metadata,
                     path,
                 }) => {
-                    let representation = self.representation(file, &metadata, &path);
-                    // The root's own index.html is the root's business; the player is ours.
-                    return Ok(if candidate == pages::PLAYER_PAGE {
-                        representation.with_content_security_policy(pages::PLAYER_CSP)
-                    } else {
-                        representation
-                    });
+                    return Ok(self
+                        .representation(file, &metadata, &path)
+                        .with_content_security_policy(pages::content_security_policy(Path::new(
+                            candidate,
+                        ))))
                 }
                 Ok(Opened::Directory(_)) | Err(resolve::PathError::NotFound) => continue,
                 Err(error) => return Err(error.into()),
@@ -710,15 +705,11 @@ fn dynamic_response(
     response
 }
 
-/// The built-in copy of a player file (the page with its policy).
+/// The built-in copy of a player file.
 fn builtin_file(relative: &Path) -> Result<Representation, ServeError> {
     let (bytes, content_type) = pages::builtin_file(relative).ok_or_else(ServeError::not_found)?;
-    let representation = Representation::from_static(bytes, content_type);
-    Ok(if relative == Path::new(pages::PLAYER_PAGE) {
-        representation.with_content_security_policy(pages::PLAYER_CSP)
-    } else {
-        representation
-    })
+    Ok(Representation::from_static(bytes, content_type)
+        .with_content_security_policy(pages::content_security_policy(relative)))
 }
 
 fn with_headers(
