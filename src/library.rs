@@ -28,7 +28,9 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 pub struct MovieIndex {
     root: PathBuf,
     directory: PathBuf,
-    cached: Mutex<Option<Snapshot>>,
+    /// Shared with the scan on the blocking pool, which stores its result even if the request
+    /// that started it is gone by then.
+    cached: Arc<Mutex<Option<Snapshot>>>,
     /// One scan at a time: requests that find the cache stale while a scan runs wait for it
     /// (on the async side) instead of starting their own.
     scanning: tokio::sync::Mutex<()>,
@@ -100,7 +102,7 @@ impl MovieIndex {
         MovieIndex {
             root: root.to_path_buf(),
             directory: root.join(pages::MOVIE_DIR),
-            cached: Mutex::new(None),
+            cached: Arc::new(Mutex::new(None)),
             scanning: tokio::sync::Mutex::new(()),
         }
     }
@@ -112,7 +114,7 @@ impl MovieIndex {
         // A stat of one directory costs what the `openat2` of every request costs: it is served
         // from the dentry cache, on the async worker.
         let Ok(stamp) = DirectoryStamp::of(&self.directory) else {
-            *self.lock() = None;
+            *lock(&self.cached) = None;
             return Ok(Arc::from([]));
         };
         if let Some(movies) = self.cached_for(&stamp) {
@@ -124,23 +126,25 @@ impl MovieIndex {
         if let Some(movies) = self.cached_for(&stamp) {
             return Ok(movies);
         }
-        let scanned_at = SystemTime::now();
         let root = self.root.clone();
-        let movies: Arc<[Movie]> = tokio::task::spawn_blocking(move || pages::list_movies(&root))
-            .await
-            .map_err(io::Error::other)?
-            .into();
-        tracing::debug!(
-            movies = movies.len(),
-            directory = %self.directory.display(),
-            "movie index rescanned"
-        );
-        *self.lock() = Some(Snapshot {
-            stamp,
-            scanned_at,
-            movies: Arc::clone(&movies),
-        });
-        Ok(movies)
+        let cached = Arc::clone(&self.cached);
+        tokio::task::spawn_blocking(move || {
+            let scanned_at = SystemTime::now();
+            let movies: Arc<[Movie]> = pages::list_movies(&root).into();
+            tracing::debug!(
+                movies = movies.len(),
+                root = %root.display(),
+                "movie index rescanned"
+            );
+            *lock(&cached) = Some(Snapshot {
+                stamp,
+                scanned_at,
+                movies: Arc::clone(&movies),
+            });
+            movies
+        })
+        .await
+        .map_err(io::Error::other)
     }
 
     /// The path under the root of the movie `/video` plays (see [`pages::default_movie`]).
@@ -150,16 +154,16 @@ impl MovieIndex {
     }
 
     fn cached_for(&self, stamp: &DirectoryStamp) -> Option<Arc<[Movie]>> {
-        self.lock()
+        lock(&self.cached)
             .as_ref()
             .filter(|snapshot| snapshot.is_valid_for(stamp))
             .map(|snapshot| Arc::clone(&snapshot.movies))
     }
+}
 
-    /// The cache holds plain data, valid whatever a panicking holder left half done.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
-        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The cache holds plain data, valid whatever a panicking holder left half done.
+fn lock(cached: &Mutex<Option<Snapshot>>) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
+    cached.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
