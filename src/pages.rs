@@ -5,6 +5,10 @@
 //! script: the player keeps its script and styles in files next to it
 //! (`html/movie_player.{js,css}`, built in too), and the listing's one inline style is allowed
 //! by its SHA-256. A file name that slipped through escaping still could not run code.
+//!
+//! Listings are bounded: [`LISTING_PAGE_SIZE`] entries per page (`?page=N`), and a build nobody
+//! waits for any more stops ([`ListingCancel`]). The movie list is cached by
+//! [`crate::library::MovieIndex`]; this module only scans and renders it.
 
 use std::collections::BinaryHeap;
 use std::ffi::{OsStr, OsString};
