@@ -26,6 +26,7 @@
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
+//! | [`library`] | the movie index, cached and revalidated by the movie directory's mtime |
 //! | [`stats`] | counters that show which path bytes took |
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -34,6 +35,7 @@ pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod library;
 pub mod pages;
 pub mod plan;
 pub mod range;

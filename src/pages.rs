@@ -1,17 +1,111 @@
 //! The pages reelserve makes itself: the movie list the player asks for, directory listings, and
 //! the player page compiled into the binary (used when the served root has none on disk).
+//!
+//! Every HTML page made here goes out with a `Content-Security-Policy` that forbids inline
+//! script: the player keeps its script and styles in files next to it
+//! (`html/movie_player.{js,css}`, built in too), and the listing's one inline style is allowed
+//! by its SHA-256. A file name that slipped through escaping still could not run code.
+//!
+//! Listings are bounded: [`LISTING_PAGE_SIZE`] entries per page (`?page=N`), and a build nobody
+//! waits for any more stops ([`ListingCancel`]). The movie list is cached by
+//! [`crate::library::MovieIndex`]; this module only scans and renders it.
 
-use std::ffi::OsStr;
+use std::collections::BinaryHeap;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::representation::content_type_for;
 
+/// Where the player page lives under the root (and is served from, at `/` too).
+pub const PLAYER_PAGE: &str = "html/movie_player.html";
+
 /// The player page, as shipped in `html/movie_player.html`.
 pub const BUILTIN_PLAYER: &[u8] = include_bytes!("../html/movie_player.html");
+
+/// The player's files compiled into the binary, served when the root has no copy of its own:
+/// (path under the root, bytes, `Content-Type`). The page loads its script and styles by these
+/// absolute paths, so a root's own copy of any of them wins, file by file.
+const BUILTIN_FILES: &[(&str, &[u8], &str)] = &[
+    (PLAYER_PAGE, BUILTIN_PLAYER, "text/html; charset=utf-8"),
+    (
+        "html/movie_player.js",
+        include_bytes!("../html/movie_player.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "html/movie_player.css",
+        include_bytes!("../html/movie_player.css"),
+        "text/css; charset=utf-8",
+    ),
+];
+
+/// The built-in copy of a player file (bytes and `Content-Type`), if `relative` names one.
+pub fn builtin_file(relative: &Path) -> Option<(&'static [u8], &'static str)> {
+    BUILTIN_FILES
+        .iter()
+        .find(|(path, _, _)| relative == Path::new(path))
+        .map(|&(_, bytes, content_type)| (bytes, content_type))
+}
+
+/// `Content-Security-Policy` of the player page: script, styles, media and API calls from this
+/// origin only, nothing inline, no plugins, no framing, no `<base>` or form tricks. The icon is
+/// the empty `data:` one the page declares.
+pub const PLAYER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// The `Content-Security-Policy` for the file at `relative` under the root: the player's for the
+/// player page (a root's own copy too), none for anything else. A root's own `index.html` or
+/// pages are the root's business: we cannot know what they need.
+pub fn content_security_policy(relative: &Path) -> Option<&'static str> {
+    (relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
+}
+
+/// The one style sheet of a directory listing, inline (a listing is one request), allowed by
+/// hash in [`listing_csp`].
+const LISTING_STYLE: &str = "body{font:16px system-ui,sans-serif;margin:2rem;background:#111;\
+    color:#eee}a{color:#8cf}li{margin:.2rem 0}";
+
+/// `Content-Security-Policy` of a directory listing: no script at all, only its own style.
+pub fn listing_csp() -> &'static str {
+    static POLICY: OnceLock<String> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, LISTING_STYLE.as_bytes());
+        format!(
+            "default-src 'none'; style-src 'sha256-{}'; img-src data:; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+            base64(digest.as_ref())
+        )
+    })
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for CSP hash sources.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// Directory (under the root) that holds the movies the player lists.
 pub const MOVIE_DIR: &str = "movie";
@@ -26,7 +120,11 @@ pub const SAMPLE_MOVIE: &str = "sample.mp4";
 pub const MOVIE_EXTENSIONS: &[&str] = &["mp4", "webm", "m4v", "mov", "mkv"];
 
 /// Characters escaped in a path segment of a URL we generate (RFC 3986 pchar, conservatively).
+/// `:` too, so no name can read as a scheme (`javascript:`, `data:`), and `&`, so none can
+/// start a character reference in an attribute.
 const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b':')
+    .add(b'&')
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -62,7 +160,8 @@ impl Movie {
 }
 
 /// The playable files in `<root>/movie/`, sorted by name. Hidden files and names that are not
-/// UTF-8 are left out. Blocking.
+/// UTF-8 are left out. Blocking, and reads and `stat`s the whole directory: requests go through
+/// the cached [`crate::library::MovieIndex`].
 pub fn list_movies(root: &Path) -> Vec<Movie> {
     let Ok(entries) = std::fs::read_dir(root.join(MOVIE_DIR)) else {
         return Vec::new();
@@ -95,12 +194,6 @@ pub fn default_movie(movies: &[Movie]) -> Option<&Movie> {
         .find(|m| m.name == BIG_MOVIE)
         .or_else(|| movies.iter().find(|m| m.name == SAMPLE_MOVIE))
         .or_else(|| movies.first())
-}
-
-/// The path under the root of the movie `/video` plays. Blocking.
-pub fn default_movie_path(root: &Path) -> Option<PathBuf> {
-    let movies = list_movies(root);
-    default_movie(&movies).map(|m| Path::new(MOVIE_DIR).join(&m.name))
 }
 
 /// The JSON the player page reads from `/_reelserve/movies`.
@@ -150,50 +243,215 @@ pub fn json_string(text: &str) -> String {
     out
 }
 
-/// An HTML listing of a directory. Hidden entries are left out; names are escaped for HTML and
-/// percent-encoded in links. Blocking.
-pub fn directory_listing(directory: &Path, url_path: &str) -> io::Result<String> {
-    let mut entries: Vec<(bool, String, String)> = std::fs::read_dir(directory)?
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name();
-            if name.as_encoded_bytes().starts_with(b".") {
-                return None;
+/// Entries on one page of a directory listing; the rest are on `?page=2`, `?page=3`, ... Five
+/// thousand short names make about half a megabyte of HTML, where a 100,000-entry directory
+/// listed whole made 11 MB per request.
+pub const LISTING_PAGE_SIZE: usize = 5_000;
+
+/// Which page of a listing a query string asks for: `page=N`, counted from 1. Anything else
+/// (absent, `0`, not a number) means the first page; a page past the end shows the last one.
+pub fn listing_page(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter_map(|pair| pair.strip_prefix("page="))
+        .find_map(|n| n.parse::<usize>().ok().filter(|&n| n >= 1))
+        .unwrap_or(1)
+}
+
+/// Tells a listing being built on the blocking pool that nobody waits for it any more. The
+/// request's future holds the [`CancelOnDrop`] guard; hyper drops that future when the client
+/// closes or resets, and the build, which checks the flag per entry, stops.
+#[derive(Debug, Clone, Default)]
+pub struct ListingCancel(Arc<AtomicBool>);
+
+impl ListingCancel {
+    /// A flag nobody has set yet.
+    pub fn new() -> ListingCancel {
+        ListingCancel::default()
+    }
+
+    /// A guard that sets the flag when it is dropped.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(Arc::clone(&self.0))
+    }
+
+    /// Whether the listing is no longer wanted.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Sets its [`ListingCancel`] when dropped (see there).
+#[derive(Debug)]
+pub struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why no listing was made.
+#[derive(Debug)]
+pub enum ListingError {
+    /// The directory could not be read.
+    Io(io::Error),
+    /// The request went away while the listing was being built.
+    Cancelled,
+}
+
+impl From<io::Error> for ListingError {
+    fn from(error: io::Error) -> ListingError {
+        ListingError::Io(error)
+    }
+}
+
+impl From<ListingError> for io::Error {
+    fn from(error: ListingError) -> io::Error {
+        match error {
+            ListingError::Io(error) => error,
+            ListingError::Cancelled => {
+                io::Error::new(io::ErrorKind::Interrupted, "listing cancelled: client gone")
             }
-            let is_dir = entry.file_type().ok()?.is_dir();
-            let display = name.to_string_lossy().into_owned();
-            let href = encode_segment(&name);
-            Some((is_dir, display, href))
-        })
-        .collect();
-    // Directories first, then by name.
-    entries.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        }
+    }
+}
+
+/// One entry of a listing, in listing order: directories first, then by name.
+#[derive(Debug, PartialEq, Eq)]
+struct ListingEntry {
+    is_dir: bool,
+    display: String,
+    name: OsString,
+}
+
+impl Ord for ListingEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .is_dir
+            .cmp(&self.is_dir)
+            .then_with(|| self.display.cmp(&other.display))
+            .then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+impl PartialOrd for ListingEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Page `page` (from 1, see [`listing_page`]) of an HTML listing of a directory, at most
+/// [`LISTING_PAGE_SIZE`] entries. Hidden entries are left out; names are escaped for HTML and
+/// percent-encoded in `./`-prefixed links, so a link is always a relative path, whatever the
+/// name. Blocking.
+///
+/// Bounded: the directory is read once, keeping only the first `page × LISTING_PAGE_SIZE`
+/// entries in listing order (a max-heap), so the first page holds 5,000 entries in memory
+/// however large the directory. `cancel` is checked per entry: a build nobody waits for stops.
+pub fn directory_listing(
+    directory: &Path,
+    url_path: &str,
+    page: usize,
+    cancel: &ListingCancel,
+) -> Result<String, ListingError> {
+    let keep = page.max(1).saturating_mul(LISTING_PAGE_SIZE);
+    let mut first_entries: BinaryHeap<ListingEntry> = BinaryHeap::new();
+    let mut total = 0usize;
+    for (read, entry) in std::fs::read_dir(directory)?.enumerate() {
+        if cancel.is_cancelled() {
+            tracing::debug!(
+                entries_read = read,
+                directory = %directory.display(),
+                "directory listing abandoned: the client is gone"
+            );
+            return Err(ListingError::Cancelled);
+        }
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        if name.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        total += 1;
+        let candidate = ListingEntry {
+            is_dir: file_type.is_dir(),
+            display: name.to_string_lossy().into_owned(),
+            name,
+        };
+        if first_entries.len() < keep {
+            first_entries.push(candidate);
+        } else if first_entries.peek().is_some_and(|last| candidate < *last) {
+            first_entries.pop();
+            first_entries.push(candidate);
+        }
+    }
+    let pages = total.div_ceil(LISTING_PAGE_SIZE).max(1);
+    let shown = page.clamp(1, pages);
+    let first = (shown - 1) * LISTING_PAGE_SIZE;
+    let entries = first_entries.into_sorted_vec();
+    let on_page = entries.iter().skip(first).take(LISTING_PAGE_SIZE);
+
     let title = html_escape(url_path);
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Index of {title}</title>\
-         <style>body{{font:16px system-ui,sans-serif;margin:2rem;background:#111;color:#eee}}\
-         a{{color:#8cf}}li{{margin:.2rem 0}}</style></head>\
-         <body><h1>Index of {title}</h1><ul>"
+         <title>Index of {title}</title><link rel=\"icon\" href=\"data:,\">\
+         <style>{LISTING_STYLE}</style></head>\
+         <body><h1>Index of {title}</h1>"
     );
+    let navigation = page_navigation(shown, pages, first, total);
+    html.push_str(&navigation);
+    html.push_str("<ul>");
     if url_path != "/" {
         html.push_str("<li><a href=\"../\">../</a></li>");
     }
-    for (is_dir, display, href) in entries {
-        let slash = if is_dir { "/" } else { "" };
+    for entry in on_page {
+        let slash = if entry.is_dir { "/" } else { "" };
         let _ = write!(
             html,
-            "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
-            html_escape(&display)
+            "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
+            listing_href(&entry.name),
+            html_escape(&entry.display)
         );
     }
-    html.push_str("</ul></body></html>\n");
+    html.push_str("</ul>");
+    html.push_str(&navigation);
+    html.push_str("</body></html>\n");
     Ok(html)
 }
 
-fn encode_segment(name: &OsStr) -> String {
-    percent_encoding::percent_encode(name.as_encoded_bytes(), SEGMENT).to_string()
+/// "Entries 5001–10000 of 12345 (page 2 of 3)" with links to the neighbouring pages; nothing
+/// when everything fits on one page.
+fn page_navigation(shown: usize, pages: usize, first: usize, total: usize) -> String {
+    if pages == 1 {
+        return String::new();
+    }
+    let last = (first + LISTING_PAGE_SIZE).min(total);
+    let mut nav = format!(
+        "<p>Entries {}–{last} of {total} (page {shown} of {pages}).",
+        first + 1
+    );
+    if shown > 1 {
+        let _ = write!(nav, " <a href=\"?page={}\">Previous page</a>", shown - 1);
+    }
+    if shown < pages {
+        let _ = write!(nav, " <a href=\"?page={}\">Next page</a>", shown + 1);
+    }
+    nav.push_str("</p>");
+    nav
+}
+
+/// The link to a directory entry: `./` and the percent-encoded name, so it is a relative path
+/// whatever the name (`javascript:x` would otherwise be read as a scheme, RFC 3986 §4.2).
+fn listing_href(name: &OsStr) -> String {
+    format!(
+        "./{}",
+        percent_encoding::percent_encode(name.as_encoded_bytes(), SEGMENT)
+    )
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -257,6 +515,191 @@ mod tests {
             html_escape("<a href='x'>&\""),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
         );
+    }
+
+    #[test]
+    fn listing_hrefs_of_hostile_names_are_relative_paths() {
+        let hostile = [
+            "javascript:alert(document.domain)",
+            "JaVaScRiPt:x",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox",
+            "//evil.example",
+            "a&quot;b",
+            "\"><img src=x onerror=alert(1)>",
+            " javascript:x",
+        ];
+        for name in hostile {
+            let href = listing_href(OsStr::new(name));
+            assert!(href.starts_with("./"), "{name}: {href}");
+            assert!(
+                !href[2..].contains(['/', ':', '&', '"', '<', '>', '\'', ' ']),
+                "{name}: {href}"
+            );
+        }
+        assert_eq!(
+            listing_href(OsStr::new("javascript:alert(document.domain)")),
+            "./javascript%3Aalert(document.domain)"
+        );
+        assert_eq!(listing_href(OsStr::new("JaVaScRiPt:x")), "./JaVaScRiPt%3Ax");
+        assert_eq!(
+            listing_href(OsStr::new("data:text/html,x")),
+            "./data%3Atext%2Fhtml,x"
+        );
+        assert_eq!(listing_href(OsStr::new("a&b c.mp4")), "./a%26b%20c.mp4");
+    }
+
+    #[test]
+    fn listing_of_hostile_names_links_only_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "javascript:alert(document.domain)",
+            "JaVaScRiPt:x",
+            "data:text,x",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("data:sub")).unwrap();
+        let html = directory_listing(dir.path(), "/d/", 1, &ListingCancel::new()).unwrap();
+        let hrefs: Vec<&str> = html
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(
+            hrefs,
+            [
+                "data:,",
+                "../",
+                "./data%3Asub/",
+                "./JaVaScRiPt%3Ax",
+                "./data%3Atext,x",
+                "./javascript%3Aalert(document.domain)",
+            ]
+        );
+        assert!(
+            html.contains(">javascript:alert(document.domain)</a>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn listing_page_comes_from_the_query() {
+        assert_eq!(listing_page(None), 1);
+        assert_eq!(listing_page(Some("")), 1);
+        assert_eq!(listing_page(Some("page=3")), 3);
+        assert_eq!(listing_page(Some("sort=name&page=2")), 2);
+        assert_eq!(listing_page(Some("page=0")), 1);
+        assert_eq!(listing_page(Some("page=-1")), 1);
+        assert_eq!(listing_page(Some("page=x&page=4")), 4);
+        assert_eq!(listing_page(Some("page=99999999999999999999999")), 1);
+        assert_eq!(listing_page(Some("apage=5")), 1);
+    }
+
+    #[test]
+    fn listing_stops_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"x").unwrap();
+        let cancel = ListingCancel::new();
+        drop(cancel.on_drop());
+        assert!(cancel.is_cancelled());
+        let result = directory_listing(dir.path(), "/", 1, &cancel);
+        assert!(matches!(result, Err(ListingError::Cancelled)), "{result:?}");
+        let fresh = ListingCancel::new();
+        let _guard = fresh.on_drop();
+        assert!(directory_listing(dir.path(), "/", 1, &fresh).is_ok());
+    }
+
+    #[test]
+    fn listing_order_is_directories_first_then_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", "C"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("z")).unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
+        let names: Vec<&str> = html
+            .split("<li><a href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split("\">").nth(1)?.split("</a>").next())
+            .collect();
+        assert_eq!(names, ["z/", "C", "a", "b"]);
+        // Everything fits: no page navigation.
+        assert!(!html.contains("?page="), "{html}");
+    }
+
+    #[test]
+    fn page_navigation_links_the_neighbours() {
+        assert_eq!(page_navigation(1, 1, 0, 10), "");
+        assert_eq!(
+            page_navigation(1, 3, 0, 12_345),
+            "<p>Entries 1–5000 of 12345 (page 1 of 3). <a href=\"?page=2\">Next page</a></p>"
+        );
+        assert_eq!(
+            page_navigation(3, 3, 10_000, 12_345),
+            "<p>Entries 10001–12345 of 12345 (page 3 of 3). \
+             <a href=\"?page=2\">Previous page</a></p>"
+        );
+    }
+
+    #[test]
+    fn listing_style_is_the_one_its_policy_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
+        let style = html
+            .split("<style>")
+            .nth(1)
+            .and_then(|rest| rest.split("</style>").next())
+            .unwrap();
+        assert_eq!(style, LISTING_STYLE);
+        assert_eq!(html.matches("<style>").count(), 1);
+        assert!(!html.contains("<script"));
+        let digest = ring::digest::digest(&ring::digest::SHA256, style.as_bytes());
+        let source = format!("style-src 'sha256-{}'", base64(digest.as_ref()));
+        assert!(listing_csp().contains(&source), "{}", listing_csp());
+    }
+
+    #[test]
+    fn policies_are_valid_header_values_without_inline_script() {
+        for policy in [PLAYER_CSP, listing_csp()] {
+            assert!(http::HeaderValue::from_str(policy).is_ok(), "{policy}");
+            assert!(!policy.contains("unsafe"), "{policy}");
+            assert!(policy.starts_with("default-src 'none'"), "{policy}");
+        }
+    }
+
+    #[test]
+    fn base64_rfc_4648_test_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+        }
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
+
+    #[test]
+    fn builtin_player_has_no_inline_code() {
+        let page = std::str::from_utf8(BUILTIN_PLAYER).unwrap();
+        assert!(page.contains("<script src=\"/html/movie_player.js\"></script>"));
+        assert!(page.contains("<link rel=\"stylesheet\" href=\"/html/movie_player.css\">"));
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(!page.contains("<style"));
+        let inline_attribute = page.split_whitespace().find(|token| {
+            token.starts_with("style=") || (token.starts_with("on") && token.contains('='))
+        });
+        assert_eq!(inline_attribute, None, "inline style or event handler");
+        for path in ["html/movie_player.js", "html/movie_player.css", PLAYER_PAGE] {
+            assert!(builtin_file(Path::new(path)).is_some(), "{path}");
+        }
+        assert!(builtin_file(Path::new("html/other.js")).is_none());
     }
 
     #[test]

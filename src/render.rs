@@ -93,6 +93,7 @@ pub fn render_generated(
     method: MethodKind,
     content: String,
     content_type: &'static str,
+    policy: Option<&'static str>,
 ) -> Response<ResponseBody> {
     let len = content.len();
     let body = if method == MethodKind::Head {
@@ -109,5 +110,11 @@ pub fn render_generated(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if let Some(policy) = policy {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(policy),
+        );
+    }
     response
 }

@@ -32,6 +32,9 @@ pub struct Representation {
     pub content_type: String,
     /// Which version of which file this is (for reusing a mapping across responses).
     pub file_key: Option<FileKey>,
+    /// `Content-Security-Policy` to send with it: set for the pages reelserve ships (see
+    /// [`crate::pages`]), never for a root's own files, whose needs we cannot know.
+    pub content_security_policy: Option<&'static str>,
 }
 
 impl Representation {
@@ -56,6 +59,7 @@ impl Representation {
             file_key: Some(FileKey::from_metadata(metadata)),
             content: Content::File(Arc::new(file)),
             content_type: content_type_for(path),
+            content_security_policy: None,
         }
     }
 
@@ -73,6 +77,15 @@ impl Representation {
             },
             content_type: content_type.to_string(),
             file_key: None,
+            content_security_policy: None,
+        }
+    }
+
+    /// The same, sent with `policy` (if any) as its `Content-Security-Policy`.
+    pub fn with_content_security_policy(self, policy: Option<&'static str>) -> Representation {
+        Representation {
+            content_security_policy: policy,
+            ..self
         }
     }
 

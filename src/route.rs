@@ -34,21 +34,26 @@ pub enum Resource {
         content: String,
         /// Their media type.
         content_type: &'static str,
+        /// `Content-Security-Policy` for pages (listings).
+        policy: Option<&'static str>,
     },
 }
 
 /// Finds and opens the resource `path` names. Opening is blocking but served from the dentry
 /// and page caches (one `openat2` on Linux), as nginx's own `open` + `fstat` are; directory
 /// scans run on the blocking pool.
-pub async fn route(state: &ServerState, path: &str) -> Result<Resource, ServeError> {
+pub async fn route(
+    state: &ServerState,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Resource, ServeError> {
     if let Some(endpoint) = path.strip_prefix(API_PREFIX) {
         return api(state, endpoint).await;
     }
     let representation = match path {
         // Parity with the tutorial's Express route: the default movie, fully range-capable.
         "/video" => {
-            let root = state.root.clone();
-            let movie = blocking(move || pages::default_movie_path(&root)).await?;
+            let movie = state.movies.default_movie_path().await?;
             let movie = movie.ok_or_else(ServeError::not_found)?;
             match open_beneath(state, &movie)? {
                 Opened::File {
@@ -70,14 +75,14 @@ pub async fn route(state: &ServerState, path: &str) -> Result<Resource, ServeErr
                     file,
                     metadata,
                     path,
-                }) => representation(state, file, &metadata, &path),
+                }) => representation(state, file, &metadata, &path).with_content_security_policy(
+                    pages::content_security_policy(decoded.relative()),
+                ),
                 Ok(Opened::Directory(directory)) => {
-                    return directory_resource(state, path, &decoded, directory).await
+                    return directory_resource(state, path, query, &decoded, directory).await
                 }
-                Err(PathError::NotFound)
-                    if decoded.relative() == Path::new("html/movie_player.html") =>
-                {
-                    builtin_player()
+                Err(PathError::NotFound) if pages::builtin_file(decoded.relative()).is_some() => {
+                    builtin_file(decoded.relative())?
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -88,18 +93,23 @@ pub async fn route(state: &ServerState, path: &str) -> Result<Resource, ServeErr
 
 /// `/`: the root's `index.html`, else the player page on disk, else the built-in player.
 fn front_page(state: &ServerState) -> Result<Representation, ServeError> {
-    for candidate in ["index.html", "html/movie_player.html"] {
+    for candidate in ["index.html", pages::PLAYER_PAGE] {
         match open_beneath(state, Path::new(candidate)) {
             Ok(Opened::File {
                 file,
                 metadata,
                 path,
-            }) => return Ok(representation(state, file, &metadata, &path)),
+            }) => {
+                return Ok(representation(state, file, &metadata, &path)
+                    .with_content_security_policy(pages::content_security_policy(Path::new(
+                        candidate,
+                    ))))
+            }
             Ok(Opened::Directory(_)) | Err(PathError::NotFound) => continue,
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(builtin_player())
+    builtin_file(Path::new(pages::PLAYER_PAGE))
 }
 
 /// A directory: the slash form first (relative links in its page resolve against the URL, as
@@ -107,6 +117,7 @@ fn front_page(state: &ServerState) -> Result<Representation, ServeError> {
 async fn directory_resource(
     state: &ServerState,
     url_path: &str,
+    query: Option<&str>,
     decoded: &DecodedPath,
     directory: PathBuf,
 ) -> Result<Resource, ServeError> {
@@ -132,10 +143,17 @@ async fn directory_resource(
         Err(error) => return Err(error.into()),
     }
     let url_path = url_path.to_owned();
-    let html = blocking(move || pages::directory_listing(&directory, &url_path)).await??;
+    let page = pages::listing_page(query);
+    let cancel = pages::ListingCancel::new();
+    // Dropped with this future when the client goes away: the build then stops.
+    let _cancel_on_drop = cancel.on_drop();
+    let html = blocking(move || pages::directory_listing(&directory, &url_path, page, &cancel))
+        .await?
+        .map_err(std::io::Error::from)?;
     Ok(Resource::Generated {
         content: html,
         content_type: "text/html; charset=utf-8",
+        policy: Some(pages::listing_csp()),
     })
 }
 
@@ -143,8 +161,7 @@ async fn directory_resource(
 async fn api(state: &ServerState, endpoint: &str) -> Result<Resource, ServeError> {
     let content = match endpoint {
         "movies" => {
-            let root = state.root.clone();
-            let movies = blocking(move || pages::list_movies(&root)).await?;
+            let movies = state.movies.movies().await?;
             pages::movies_json(&movies, state.mode.name())
         }
         "stats" if !state.config.no_stats => state.stats.to_json(state.mode.name()),
@@ -153,6 +170,7 @@ async fn api(state: &ServerState, endpoint: &str) -> Result<Resource, ServeError
     Ok(Resource::Generated {
         content,
         content_type: "application/json",
+        policy: None,
     })
 }
 
@@ -170,8 +188,11 @@ fn representation(
     Representation::from_open_file(file, metadata, path, state.config.etag_inode)
 }
 
-fn builtin_player() -> Representation {
-    Representation::from_static(pages::BUILTIN_PLAYER, "text/html; charset=utf-8")
+/// The built-in copy of a player file (page, script, style).
+fn builtin_file(relative: &Path) -> Result<Representation, ServeError> {
+    let (bytes, content_type) = pages::builtin_file(relative).ok_or_else(ServeError::not_found)?;
+    Ok(Representation::from_static(bytes, content_type)
+        .with_content_security_policy(pages::content_security_policy(relative)))
 }
 
 /// The `Location` of the redirect from a directory URL to its slash form. Leading slashes are

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
 use crate::config::{Config, Mode};
+use crate::library::MovieIndex;
 use crate::service::ConnService;
 use crate::state::ServerState;
 use crate::stats::ServerStats;
@@ -185,6 +186,7 @@ impl Server {
                     config.chunk_size as usize,
                 )),
                 mode,
+                movies: MovieIndex::new(&root),
                 root,
                 root_dir,
                 stats: Arc::new(ServerStats::default()),

@@ -121,11 +121,18 @@ impl ConnService {
                 ));
             }
         }
-        match route::route(&self.state, request.uri().path()).await? {
+        let uri = request.uri();
+        match route::route(&self.state, uri.path(), uri.query()).await? {
             Resource::Generated {
                 content,
                 content_type,
-            } => Ok(render::render_generated(method, content, content_type)),
+                policy,
+            } => Ok(render::render_generated(
+                method,
+                content,
+                content_type,
+                policy,
+            )),
             Resource::Representation(representation) => {
                 let cache = CachePolicy {
                     max_age: self.state.config.cache_max_age,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::body::ServerBudget;
 use crate::config::{Config, Mode};
+use crate::library::MovieIndex;
 use crate::resolve;
 use crate::stats::ServerStats;
 
@@ -21,6 +22,8 @@ pub struct ServerState {
     pub root_dir: resolve::Root,
     /// Counters.
     pub stats: Arc<ServerStats>,
+    /// The movies under `<root>/movie/`, for `/video` and `/_reelserve/movies`.
+    pub movies: MovieIndex,
     /// The server-wide budget for file bytes held in buffers (`body::budget`).
     pub buffer_budget: ServerBudget,
 }

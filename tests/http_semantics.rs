@@ -1219,7 +1219,7 @@ fn directory_without_index_gets_an_escaped_html_listing() {
     assert!(!html.contains("<b>"), "unescaped name in {html}");
     assert!(!html.contains(".hidden"), "{html}");
     // The escaped link leads to the file.
-    assert!(html.contains("href=\"%3Cb%3E.txt\""), "{html}");
+    assert!(html.contains("href=\"./%3Cb%3E.txt\""), "{html}");
     assert_eq!(server.get("/list/%3Cb%3E.txt", &[]).body, b"b");
     // HEAD of a listing: same length, no body.
     let raw = raw_response(&server, "HEAD", "/list/", &[]);
