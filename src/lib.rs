@@ -17,13 +17,17 @@
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`stats`] | counters that show which path bytes took |
+//! | [`access_log`] | one line per response, buffered off the event loops |
+//! | [`log_sink`] | the bounded, lossy, non-blocking buffer every log line goes through |
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod access_log;
 pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod log_sink;
 pub mod pages;
 pub mod range;
 pub mod representation;
@@ -34,5 +38,5 @@ pub mod stats;
 pub mod tls;
 pub mod zero_copy;
 
-pub use config::{Config, LogFormat, Mode};
+pub use config::{AccessLogTarget, Config, LogFormat, Mode};
 pub use server::{Server, StartupError};

@@ -1,14 +1,58 @@
 //! The `reelserve` binary: parse the command line, set up logging, serve until a signal.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use reelserve::{Config, LogFormat, Server};
+use reelserve::log_sink::{FlushPolicy, LogSink, TracingWriter};
+use reelserve::{access_log, Config, LogFormat, Server};
 use tracing_subscriber::EnvFilter;
+
+/// How long the logs may take to write out what they hold at exit. Only a stalled destination
+/// (a pipe nobody reads) needs it; the exit must not hang on one.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    init_logging(&config);
+    // Every log line leaves through a writer thread, never from an event loop: a stderr that
+    // stops being read must not stop the server (lines beyond the buffer are dropped).
+    let diagnostics = match LogSink::spawn(
+        "reelserve-log",
+        Box::new(std::io::stderr()),
+        FlushPolicy {
+            cap: 1024 * 1024,
+            // Warnings and errors go out at once, not a second later.
+            flush_at: 1,
+            flush_every: Duration::from_secs(1),
+        },
+    ) {
+        Ok(sink) => sink,
+        Err(error) => {
+            eprintln!("reelserve: cannot start the log writer thread: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config, TracingWriter::new(diagnostics.clone()));
+    let code = serve(config);
+    // After the server has stopped: no response can add a line any more.
+    let deadline = Instant::now() + LOG_DRAIN_TIMEOUT;
+    diagnostics.close();
+    let access_complete = access_log::finish(deadline);
+    let diagnostics_complete = diagnostics.wait_drained(deadline);
+    if !(access_complete && diagnostics_complete) {
+        eprintln!(
+            "reelserve: the log destination did not take the last lines within {LOG_DRAIN_TIMEOUT:?}"
+        );
+    }
+    code
+}
+
+/// Starts the access log and the server, and serves until a signal.
+fn serve(config: Config) -> ExitCode {
+    if let Err(error) = access_log::start(&config.access_log, config.log_format) {
+        eprintln!("reelserve: {error}");
+        return ExitCode::from(2);
+    }
     // A panic is a bug; tokio confines it to the connection's task. Log it like any other
     // error (with where it happened) instead of printing to a bare stderr.
     std::panic::set_hook(Box::new(|info| {
@@ -85,13 +129,13 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config, writer: TracingWriter) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match config.log_format {
         LogFormat::Text => builder.init(),

@@ -366,7 +366,7 @@ async fn accept_loop(
         let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), stats, context.options);
         match &context.tls {
             None => {
-                let service = ConnService::new(Arc::clone(state), shared);
+                let service = ConnService::new(Arc::clone(state), shared, peer);
                 let connection = graceful.watch(
                     context
                         .builders
@@ -380,7 +380,7 @@ async fn accept_loop(
                 });
             }
             Some(tls) => {
-                let service = ConnService::over(Arc::clone(state), shared, Transport::Tls);
+                let service = ConnService::over(Arc::clone(state), shared, Transport::Tls, peer);
                 let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
                 tokio::spawn(async move {
                     let _slot = slot;

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::access_log::RequestSummary;
 use crate::body::{read_all, FileStrategy, ResponseBody, Segment};
 use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions};
 use crate::config::{Config, Mode};
@@ -135,24 +137,28 @@ pub struct ConnService {
     state: Arc<ServerState>,
     conn: Arc<ConnShared>,
     transport: Transport,
+    /// The client's address, for the access log.
+    peer: SocketAddr,
 }
 
 impl ConnService {
-    /// A service for a new plain HTTP/1.1 connection.
-    pub fn new(state: Arc<ServerState>, conn: Arc<ConnShared>) -> ConnService {
-        ConnService::over(state, conn, Transport::Plain)
+    /// A service for a new plain HTTP/1.1 connection from `peer`.
+    pub fn new(state: Arc<ServerState>, conn: Arc<ConnShared>, peer: SocketAddr) -> ConnService {
+        ConnService::over(state, conn, Transport::Plain, peer)
     }
 
-    /// A service for a new connection on `transport`.
+    /// A service for a new connection from `peer` on `transport`.
     pub fn over(
         state: Arc<ServerState>,
         conn: Arc<ConnShared>,
         transport: Transport,
+        peer: SocketAddr,
     ) -> ConnService {
         ConnService {
             state,
             conn,
             transport,
+            peer,
         }
     }
 }
@@ -173,9 +179,8 @@ impl ConnService {
         let started = Instant::now();
         self.conn.request_started();
         ServerStats::add(&self.state.stats.requests, 1);
-        let method = request.method().clone();
-        let version = request.version();
-        let path = request.uri().path().to_owned();
+        // Taken now, before the request is handled; `None` when the access log is off.
+        let access = RequestSummary::capture(self.peer, &request);
 
         let mut response = match self.route(&request).await {
             Ok(response) => response,
@@ -196,16 +201,9 @@ impl ConnService {
             .body_mut()
             .on_finished(Box::new(move |bytes, complete| {
                 conn.request_finished();
-                tracing::info!(
-                    target: "reelserve::access",
-                    %method,
-                    path = %path,
-                    ?version,
-                    status,
-                    bytes,
-                    complete,
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
-                );
+                if let Some(access) = access {
+                    access.record(status, bytes, complete, started.elapsed());
+                }
             }));
         response
     }

@@ -39,7 +39,8 @@ impl ServerStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The counters as a JSON object (field names as above).
+    /// The counters as a JSON object (field names as above), with the process's access log
+    /// counters: `access_log_lines` written and `access_log_dropped`.
     pub fn to_json(&self, mode: &str) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
@@ -47,7 +48,8 @@ impl ServerStats {
                 "{{\"mode\":\"{}\",\"requests\":{},\"responses_206\":{},\"bytes_sent\":{},",
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
-                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{}}}"
+                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
+                "\"access_log_lines\":{},\"access_log_dropped\":{}}}"
             ),
             mode,
             get(&self.requests),
@@ -62,6 +64,8 @@ impl ServerStats {
             get(&self.truncated_sends),
             get(&self.chunks_read_in_place),
             get(&self.chunks_read_on_pool),
+            crate::access_log::lines_written(),
+            crate::access_log::lines_dropped(),
         )
     }
 }
