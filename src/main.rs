@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 /// How long the logs may take to write out what they hold at exit. Only a stalled destination
 /// (a pipe nobody reads) needs it; the exit must not hang on one.
-const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -37,13 +37,9 @@ fn main() -> ExitCode {
     // After the server has stopped: no response can add a line any more.
     let deadline = Instant::now() + LOG_DRAIN_TIMEOUT;
     diagnostics.close();
-    let access_complete = access_log::finish(deadline);
-    let diagnostics_complete = diagnostics.wait_drained(deadline);
-    if !(access_complete && diagnostics_complete) {
-        eprintln!(
-            "reelserve: the log destination did not take the last lines within {LOG_DRAIN_TIMEOUT:?}"
-        );
-    }
+    // Whether they made it cannot be reported: the place to report it is what is stalled.
+    let _access_complete = access_log::finish(deadline);
+    let _diagnostics_complete = diagnostics.wait_drained(deadline);
     code
 }
 
