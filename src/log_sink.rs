@@ -296,6 +296,14 @@ mod tests {
         let sink = LogSink::spawn("t", Box::new(recorder.clone()), policy(1000, 1)).unwrap();
         // The writer takes the first line and blocks in write; the rest fill the buffer.
         assert!(sink.append(b"first\n", 1));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !lock(&sink.shared.pending).buf.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never took the first line"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let started = Instant::now();
         let kept = (0..10_000)
             .filter(|_| sink.append(b"0123456789\n", 1))
