@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config, TracingWriter::new(diagnostics.clone()));
-    let code = serve(config);
+    let code = serve(config, &diagnostics);
     // After the server has stopped: no response can add a line any more.
     let deadline = Instant::now() + LOG_DRAIN_TIMEOUT;
     diagnostics.close();
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 /// Starts the access log and the server, and serves until a signal.
-fn serve(config: Config) -> ExitCode {
+fn serve(config: Config, diagnostics: &LogSink) -> ExitCode {
     if let Err(error) = access_log::start(&config.access_log, config.log_format) {
         eprintln!("reelserve: {error}");
         return ExitCode::from(2);
@@ -78,7 +78,7 @@ fn serve(config: Config) -> ExitCode {
         server.mode().name(),
         server.root().display()
     );
-    match server.run(shutdown_signal()) {
+    match server.run(shutdown_signal(diagnostics.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("reelserve: {error}");
@@ -87,13 +87,18 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (after a short,
+/// bounded chance for the logs to write out what they hold).
+async fn shutdown_signal(diagnostics: LogSink) {
     wait_for_signal().await;
     tracing::info!("signal received; finishing responses in flight (a second signal exits now)");
-    tokio::spawn(async {
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::warn!("second signal: exiting immediately");
+        let deadline = Instant::now() + Duration::from_millis(500);
+        diagnostics.close();
+        let _ = access_log::finish(deadline);
+        let _ = diagnostics.wait_drained(deadline);
         std::process::exit(130);
     });
 }
