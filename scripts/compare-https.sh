@@ -142,7 +142,8 @@ start_reelserve() {
     local log="$RAW/logs/reelserve"
     "$BIN" --root "$DATA" --addr 127.0.0.1:0 --mode "$MODE" --workers "$WORKERS" \
         --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem" \
-        --log-level warn,reelserve::server=info --shutdown-timeout 2 >"$log.out" 2>"$log.err" &
+        --log-level warn,reelserve::server=info --access-log off --shutdown-timeout 2 \
+        >"$log.out" 2>"$log.err" &
     SERVER_PID=$!
     register_pid "$SERVER_PID"
     local i

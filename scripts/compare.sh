@@ -288,7 +288,7 @@ wait_for_http() {
 start_reelserve() {
     local mode="$1" log="$RAW/logs/reelserve-$1"
     "$BIN" --root "$DATA" --addr 127.0.0.1:0 --mode "$mode" --workers "$WORKERS" \
-        --log-level warn --shutdown-timeout 2 >"$log.out" 2>"$log.err" &
+        --log-level warn --access-log off --shutdown-timeout 2 >"$log.out" 2>"$log.err" &
     spawned $!
     if ! wait_for_line "$log.out" "listening on http://" "$SERVER_PID"; then
         tail -n 20 "$log.err" >&2 || true

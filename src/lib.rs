@@ -23,6 +23,8 @@
 //! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
 //! | [`state`] | what every connection shares |
 //! | [`watchdog`] | the send timeout for HTTP/2 streams |
+//! | [`access_log`] | one line per response, buffered off the event loops |
+//! | [`log_sink`] | the bounded, lossy, non-blocking buffer every log line goes through |
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
@@ -31,11 +33,13 @@
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod access_log;
 pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod library;
+pub mod log_sink;
 pub mod pages;
 pub mod plan;
 pub mod range;
@@ -51,5 +55,5 @@ pub mod tls;
 pub mod watchdog;
 pub mod zero_copy;
 
-pub use config::{Config, LogFormat, Mode};
+pub use config::{AccessLogTarget, Config, LogFormat, Mode};
 pub use server::{Server, StartupError};

@@ -1,14 +1,54 @@
 //! The `reelserve` binary: parse the command line, set up logging, serve until a signal.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use reelserve::{Config, LogFormat, Server};
+use reelserve::log_sink::{FlushPolicy, LogSink, TracingWriter};
+use reelserve::{access_log, Config, LogFormat, Server};
 use tracing_subscriber::EnvFilter;
+
+/// How long the logs may take to write out what they hold at exit. Only a stalled destination
+/// (a pipe nobody reads) needs it; the exit must not hang on one.
+const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     let config = Config::parse();
-    init_logging(&config);
+    // Every log line leaves through a writer thread, never from an event loop: a stderr that
+    // stops being read must not stop the server (lines beyond the buffer are dropped).
+    let diagnostics = match LogSink::spawn(
+        "reelserve-log",
+        Box::new(std::io::stderr()),
+        FlushPolicy {
+            cap: 1024 * 1024,
+            // Warnings and errors go out at once, not a second later.
+            flush_at: 1,
+            flush_every: Duration::from_secs(1),
+        },
+    ) {
+        Ok(sink) => sink,
+        Err(error) => {
+            eprintln!("reelserve: cannot start the log writer thread: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config, TracingWriter::new(diagnostics.clone()));
+    let code = serve(config, &diagnostics);
+    // After the server has stopped: no response can add a line any more.
+    let deadline = Instant::now() + LOG_DRAIN_TIMEOUT;
+    diagnostics.close();
+    // Whether they made it cannot be reported: the place to report it is what is stalled.
+    let _access_complete = access_log::finish(deadline);
+    let _diagnostics_complete = diagnostics.wait_drained(deadline);
+    code
+}
+
+/// Starts the access log and the server, and serves until a signal.
+fn serve(config: Config, diagnostics: &LogSink) -> ExitCode {
+    if let Err(error) = access_log::start(&config.access_log, config.log_format) {
+        eprintln!("reelserve: {error}");
+        return ExitCode::from(2);
+    }
     // A panic is a bug; tokio confines it to the connection's task. Log it like any other
     // error (with where it happened) instead of printing to a bare stderr.
     std::panic::set_hook(Box::new(|info| {
@@ -38,7 +78,7 @@ fn main() -> ExitCode {
         server.mode().name(),
         server.root().display()
     );
-    match server.run(shutdown_signal()) {
+    match server.run(shutdown_signal(diagnostics.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("reelserve: {error}");
@@ -47,13 +87,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (after a short,
+/// bounded chance for the logs to write out what they hold).
+async fn shutdown_signal(diagnostics: LogSink) {
     wait_for_signal().await;
     tracing::info!("signal received; finishing responses in flight (a second signal exits now)");
-    tokio::spawn(async {
+    tokio::spawn(async move {
         wait_for_signal().await;
         tracing::warn!("second signal: exiting immediately");
+        let deadline = Instant::now() + Duration::from_millis(500);
+        diagnostics.close();
+        let _ = access_log::finish(deadline);
+        let _ = diagnostics.wait_drained(deadline);
         std::process::exit(130);
     });
 }
@@ -85,13 +130,13 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config, writer: TracingWriter) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match config.log_format {
         LogFormat::Text => builder.init(),

@@ -414,7 +414,12 @@ async fn accept_loop(
             context.timeouts,
             context.strategy,
         );
-        let service = ConnService::new(Arc::clone(state), Arc::clone(&shared), context.strategy);
+        let service = ConnService::new(
+            Arc::clone(state),
+            Arc::clone(&shared),
+            context.strategy,
+            peer,
+        );
         match &context.tls {
             None => {
                 let connection = graceful.watch(

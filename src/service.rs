@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -13,6 +14,7 @@ use std::time::{Instant, SystemTime};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
+use crate::access_log::RequestSummary;
 use crate::body::{BufferBudget, FileStrategy, ResponseBody};
 use crate::conditional::MethodKind;
 use crate::error::ServeError;
@@ -29,11 +31,18 @@ pub struct ConnService {
     state: Arc<ServerState>,
     conn: Arc<ConnShared>,
     sending: FileSending,
+    /// The client's address, for the access log.
+    peer: SocketAddr,
 }
 
 impl ConnService {
-    /// A service for a new connection whose file bodies are produced by `strategy`.
-    pub fn new(state: Arc<ServerState>, conn: Arc<ConnShared>, strategy: FileStrategy) -> Self {
+    /// A service for a new connection from `peer` whose file bodies are produced by `strategy`.
+    pub fn new(
+        state: Arc<ServerState>,
+        conn: Arc<ConnShared>,
+        strategy: FileStrategy,
+        peer: SocketAddr,
+    ) -> Self {
         let sending = FileSending {
             strategy,
             registry: Arc::clone(&conn.registry),
@@ -46,6 +55,7 @@ impl ConnService {
             state,
             conn,
             sending,
+            peer,
         }
     }
 }
@@ -69,9 +79,8 @@ impl ConnService {
         // clock always restarts.
         let in_flight = self.conn.start_request();
         ServerStats::add(&self.state.stats.requests, 1);
-        let method = request.method().clone();
-        let version = request.version();
-        let path = request.uri().path().to_owned();
+        // Taken now, before the request is handled; `None` when the access log is off.
+        let access = RequestSummary::capture(self.peer, &request);
 
         let mut response = match self.respond(&request).await {
             Ok(response) => response,
@@ -91,16 +100,9 @@ impl ConnService {
             .body_mut()
             .on_finished(Box::new(move |bytes, complete| {
                 drop(in_flight);
-                tracing::info!(
-                    target: "reelserve::access",
-                    %method,
-                    path = %path,
-                    ?version,
-                    status,
-                    bytes,
-                    complete,
-                    ms = started.elapsed().as_secs_f64() * 1000.0,
-                );
+                if let Some(access) = access {
+                    access.record(status, bytes, complete, started.elapsed());
+                }
             }));
         response
     }

@@ -43,7 +43,8 @@ impl ServerStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// The counters as a JSON object (field names as above).
+    /// The counters as a JSON object (field names as above), with the process's access log
+    /// counters: `access_log_lines` written and `access_log_dropped`.
     pub fn to_json(&self, mode: &str) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
@@ -52,7 +53,8 @@ impl ServerStats {
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
                 "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
-                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{}}}"
+                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},",
+                "\"access_log_lines\":{},\"access_log_dropped\":{}}}"
             ),
             mode,
             get(&self.requests),
@@ -69,6 +71,8 @@ impl ServerStats {
             get(&self.chunks_read_on_pool),
             get(&self.stalled_streams_reset),
             get(&self.idle_connections_evicted),
+            crate::access_log::lines_written(),
+            crate::access_log::lines_dropped(),
         )
     }
 }

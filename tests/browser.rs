@@ -167,6 +167,8 @@ fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) ->
     let png = std::fs::read(&screenshot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "screenshot suspiciously small");
+    // The access log is written at least once a second: wait for the last lines.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
     server.log()
 }
 

@@ -148,7 +148,7 @@ fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
     let _ = stream.read_to_end(&mut received);
     assert!(received.len() < 64 << 20, "{} bytes", received.len());
     assert!(server
-        .log()
+        .wait_log(|log| log.contains("client accepted no bytes for the send timeout"))
         .contains("client accepted no bytes for the send timeout"));
 }
 
@@ -363,7 +363,10 @@ fn unreadable_files_are_403_and_logged_when_not_root() {
     assert_eq!(server.get("/public.txt", &[]).body, b"public");
     let denied = server.get("/secret.txt", &[]);
     assert_eq!(denied.status, 403);
-    assert!(server.log().contains("WARN"), "no log line for the 403");
+    assert!(
+        server.wait_log(|log| log.contains("WARN")).contains("WARN"),
+        "no log line for the 403"
+    );
 }
 
 #[test]

@@ -139,8 +139,8 @@ fn every_mode_serves_files_ranges_and_multipart_byte_exact_over_h2_and_http1() {
             stats["bytes_copied"], file_bytes as u64,
             "{mode}: {stats:?}"
         );
-        // The server saw both protocols.
-        let log = server.log();
+        // The server saw both protocols (four requests each).
+        let log = server.wait_log(|log| access_log::for_path(log, "/movie/film.mp4").len() >= 8);
         for (protocol, _) in PROTOCOLS {
             let version = logged_version(protocol);
             let served = access_log::for_path(&log, "/movie/film.mp4");
@@ -284,7 +284,8 @@ fn h2_multiplexes_parallel_ranges_on_one_connection() {
         let b = (a + MIB).min(content.len());
         assert_same_bytes(&got, &content[a..b], &format!("part {i}"));
     }
-    let served = access_log::for_path(&server.log(), "/clip.bin");
+    let log = server.wait_log(|log| access_log::for_path(log, "/clip.bin").len() >= 8);
+    let served = access_log::for_path(&log, "/clip.bin");
     assert_eq!(served.len(), 8);
     assert!(served
         .iter()
@@ -363,7 +364,7 @@ fn garbage_plaintext_and_silence_on_the_tls_port_are_closed_without_harming_othe
     assert_same_bytes(&std::fs::read(&downloaded).unwrap(), &content, "download");
     let small = get(&server, "--http1.1", "/small.txt", &[]);
     assert_eq!(small.body, b"fine");
-    let log = server.log();
+    let log = server.wait_log(|log| log.contains("TLS handshake failed"));
     assert!(log.contains("TLS handshake failed"), "{log}");
     // Every hostile connection was let go: only the stats request itself is open.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -565,9 +566,12 @@ fn file_truncated_mid_send_over_https_ends_the_response_early_without_crashing()
             1,
             "{protocol} (round {round})"
         );
-        let log = server.log();
+        let logged = |log: &str| {
+            log.contains("file shrank while it was being sent") && log.contains("complete=false")
+        };
+        let log = server.wait_log(logged);
         assert!(
-            log.contains("file shrank while it was being sent") && log.contains("complete=false"),
+            logged(&log),
             "{protocol}: the short response was not logged as such:\n{log}"
         );
     }
@@ -656,7 +660,7 @@ fn startup_log_states_the_https_body_strategy_and_the_kernel_tls_fallback() {
     ];
     for (args, expected) in cases {
         let server = TestServer::start_https(root.path(), &cert, &args);
-        let log = server.log();
+        let log = server.wait_log(|log| log.contains("file bodies:"));
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("file bodies:")).collect();
         assert_eq!(lines.len(), 1, "{args:?}: once at start-up:\n{log}");
         assert!(lines[0].contains(expected), "{args:?}: {}", lines[0]);
@@ -679,7 +683,7 @@ fn startup_log_states_the_https_body_strategy_and_the_kernel_tls_fallback() {
     let plain = TestServer::start(root.path(), &[]);
     assert!(
         plain
-            .log()
+            .wait_log(|log| log.contains("file bodies:"))
             .contains("file bodies: plain HTTP/1.1: sendfile; HTTPS: off"),
         "{}",
         plain.log()

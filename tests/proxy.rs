@@ -252,7 +252,7 @@ fn assert_no_errors(proxy: &Nginx) {
 /// Upstream requests for `path` once the log has settled (a HIT must add none).
 fn upstream_requests(server: &TestServer, path: &str) -> Vec<access_log::Access> {
     std::thread::sleep(Duration::from_millis(200));
-    access_log::for_path(&server.log(), path)
+    access_log::for_path(&server.settled_log(), path)
 }
 
 #[test]

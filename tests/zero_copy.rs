@@ -268,9 +268,12 @@ fn file_truncated_mid_send_closes_the_connection_early_in_every_streaming_mode()
         std::fs::write(root.path().join("small.txt"), b"still here").unwrap();
         let after = server.get("/small.txt", &[]);
         assert_eq!(after.body, b"still here", "{mode}");
-        let log = server.log();
+        let logged = |log: &str| {
+            log.contains("file shrank while it was being sent") && log.contains("complete=false")
+        };
+        let log = server.wait_log(logged);
         assert!(
-            log.contains("file shrank while it was being sent") && log.contains("complete=false"),
+            logged(&log),
             "{mode}: the short response was not logged as such:\n{log}"
         );
     }

@@ -53,7 +53,7 @@ pub struct LiveServer {
 
 impl LiveServer {
     /// Starts `reelserve --root ROOT --mode MODE` on `127.0.0.1:0` and waits for the address it
-    /// prints. Access logging is off (`--log-level warn`), as it is for nginx in the comparison.
+    /// prints. Access logging is off (`--access-log off`), as it is for nginx in the comparison.
     pub fn start(root: &Path, mode: &str) -> LiveServer {
         let binary = server_binary();
         let mut child = Command::new(&binary)
@@ -61,6 +61,7 @@ impl LiveServer {
             .arg(root)
             .args(["--addr", "127.0.0.1:0", "--mode", mode])
             .args(["--workers", SERVER_WORKERS, "--log-level", "warn"])
+            .args(["--access-log", "off"])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

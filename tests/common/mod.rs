@@ -91,6 +91,35 @@ impl TestServer {
         read(&self.log)
     }
 
+    /// The log once `ready` says it holds what the test waits for, or as it is after 5 s. The
+    /// server writes its log from a thread of its own: diagnostics a moment after they happen,
+    /// access lines up to a second later (buffered like nginx's `flush=1s`).
+    pub fn wait_log(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if ready(&log) || Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log once every response finished so far has its access line written (or after
+    /// 5 s), for checks that some request was NOT made. Plain HTTP servers only.
+    pub fn settled_log(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            // Counted while this stats request is in flight: every other one has finished.
+            let stats = self.stats();
+            let logged = stats["access_log_lines"] + stats["access_log_dropped"];
+            if logged + 1 >= stats["requests"] || Instant::now() >= deadline {
+                return self.log();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
