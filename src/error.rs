@@ -1,4 +1,8 @@
 //! Why a request could not be served, and the one place where that becomes a status code.
+//!
+//! Statuses a client or cache may remember (404, 403) are kept for what is true of the file;
+//! what is true only of the server right now (out of descriptors or memory, a disk error) is a `503` with `Retry-After` and `Cache-Control: no-store`, so no
+//! cache remembers an existing movie as missing.
 
 use std::fmt;
 use std::io;
@@ -6,7 +10,11 @@ use std::io;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::body::ResponseBody;
-use crate::resolve::PathError;
+use crate::resolve::{self, PathError};
+
+/// Seconds a client is asked to wait before retrying a `503`: long enough for connections to
+/// close, short enough for a video player to retry.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// A request the server cannot answer with the resource.
 #[derive(Debug)]
@@ -20,6 +28,10 @@ enum Kind {
     NotFound,
     Forbidden,
     MethodNotAllowed,
+    /// Opening the file failed for want of descriptors or memory, or the disk failed (errno).
+    Unavailable(i32),
+    /// Opening the file failed otherwise (errno, if any).
+    Failed(Option<i32>),
     Io(io::Error),
 }
 
@@ -43,6 +55,11 @@ impl ServeError {
         matches!(self.kind, Kind::NotFound)
     }
 
+    /// Whether the server is short of a resource right now (`503`): worth a retry later.
+    pub fn is_unavailable(&self) -> bool {
+        self.status() == StatusCode::SERVICE_UNAVAILABLE
+    }
+
     /// The status code the client gets.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
@@ -50,18 +67,35 @@ impl ServeError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Kind::Io(error) => match error.kind() {
-                io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Io(error) => match error.raw_os_error() {
+                // The same rules as for opening a file (see `resolve::errno_to_path_error`).
+                Some(errno) => match resolve::errno_to_path_error(errno) {
+                    PathError::NotFound => StatusCode::NOT_FOUND,
+                    PathError::Forbidden => StatusCode::FORBIDDEN,
+                    PathError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    PathError::Malformed | PathError::Failed(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                },
+                None => match error.kind() {
+                    io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                },
             },
         }
     }
 
-    /// The response: a short plain-text explanation. Server-side failures are logged here, once.
+    /// The response: a short plain-text explanation. Server-side failures are logged here, once:
+    /// a `503` at warn (the server copes; an operator may want more descriptors or memory),
+    /// anything else at error.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "request refused for now");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else if let Kind::Io(error) = &self.kind {
             tracing::warn!(%error, "file could not be opened");
@@ -83,6 +117,13 @@ impl ServeError {
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if status.is_server_error() {
+            // True of this moment only: no cache may keep it in place of the file.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         response
     }
 }
@@ -95,6 +136,19 @@ impl fmt::Display for ServeError {
             Kind::Forbidden => f.write_str("403 Forbidden"),
             Kind::MethodNotAllowed => {
                 f.write_str("405 Method Not Allowed: this server answers GET and HEAD")
+            }
+            Kind::Unavailable(errno) => write!(
+                f,
+                "503 Service Unavailable: the file could not be opened now ({}); retry later",
+                io::Error::from_raw_os_error(*errno)
+            ),
+            Kind::Failed(Some(errno)) => write!(
+                f,
+                "500 Internal Server Error: the file could not be opened ({})",
+                io::Error::from_raw_os_error(*errno)
+            ),
+            Kind::Failed(None) => {
+                f.write_str("500 Internal Server Error: the file could not be opened")
             }
             Kind::Io(error) => write!(f, "{}: {error}", self.status()),
         }
@@ -109,6 +163,8 @@ impl From<PathError> for ServeError {
             PathError::Malformed => Kind::BadPath,
             PathError::NotFound => Kind::NotFound,
             PathError::Forbidden => Kind::Forbidden,
+            PathError::Unavailable(errno) => Kind::Unavailable(errno),
+            PathError::Failed(errno) => Kind::Failed(errno),
         };
         ServeError { kind }
     }
@@ -138,6 +194,37 @@ mod tests {
             ServeError::from(io::Error::other("disk on fire")).status(),
             500
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_missing_file_is_404_and_want_of_descriptors_is_503() {
+        let open_failed = |errno| ServeError::from(resolve::errno_to_path_error(errno)).status();
+        assert_eq!(open_failed(libc::ENOENT), 404);
+        assert_eq!(open_failed(libc::ENOTDIR), 404);
+        assert_eq!(open_failed(libc::EACCES), 403);
+        assert_eq!(open_failed(libc::EPERM), 403);
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EIO] {
+            assert_eq!(open_failed(errno), 503, "errno {errno}");
+            let read_failed = ServeError::from(io::Error::from_raw_os_error(errno)).status();
+            assert_eq!(read_failed, 503, "errno {errno}");
+        }
+        assert_eq!(open_failed(libc::ELOOP), 500);
+        assert_eq!(open_failed(libc::EINVAL), 500);
+    }
+
+    #[test]
+    fn unavailable_is_retryable_and_never_stored() {
+        let response = ServeError::from(PathError::Unavailable(24)).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            RETRY_AFTER_SECONDS.to_string()
+        );
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let response = ServeError::from(PathError::NotFound).into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        assert!(response.headers().get(header::CACHE_CONTROL).is_none());
     }
 
     #[test]
