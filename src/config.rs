@@ -70,6 +70,12 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_MODE", value_enum)]
     pub mode: Option<Mode>,
 
+    /// Memory that --mode read-all buffers may hold at once, server-wide (e.g. 512m, 1g,
+    /// 1048576). A response that would need more than is free gets a 503 with Retry-After.
+    #[arg(long, env = "REELSERVE_READ_ALL_BUDGET", value_name = "SIZE", default_value = "512m",
+          value_parser = parse_size)]
+    pub read_all_budget: u64,
+
     /// Buffer size for --mode chunked, in bytes.
     #[arg(long, env = "REELSERVE_CHUNK_SIZE", default_value_t = 64 * 1024,
           value_parser = clap::value_parser!(u32).range(1..=(64 * 1024 * 1024)))]
@@ -174,6 +180,35 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A byte size: a whole number with an optional binary unit, `k`, `m`, `g` or `t` (case and a
+/// trailing `b` or `ib` ignored): `1048576`, `512m`, `1g`, `2GiB`. At least 1 byte.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid = || format!("`{text}` is not a size; give bytes or a unit, e.g. 512m or 1g");
+    let lower = text.trim().to_ascii_lowercase();
+    let unitless = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match unitless.as_bytes().last() {
+        Some(b'k') => (&unitless[..unitless.len() - 1], 10),
+        Some(b'm') => (&unitless[..unitless.len() - 1], 20),
+        Some(b'g') => (&unitless[..unitless.len() - 1], 30),
+        Some(b't') => (&unitless[..unitless.len() - 1], 40),
+        _ => (unitless, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let bytes = number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 {
+        return Err(format!("`{text}` is empty; give at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +253,41 @@ mod tests {
         );
         assert!(Config::try_parse_from(["reelserve", "--tls-cert", "c.pem"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--tls-key", "k.pem"]).is_err());
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        let mut argv = vec!["reelserve"];
+        argv.extend_from_slice(args);
+        match Config::try_parse_from(argv) {
+            Ok(config) => panic!("{args:?} was accepted: {config:?}"),
+            Err(error) => {
+                assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+                error.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn read_all_budget_takes_sizes_with_units() {
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(config.read_all_budget, 512 << 20);
+        for (text, bytes) in [
+            ("1048576", 1u64 << 20),
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1G", 1 << 30),
+            ("2GiB", 2 << 30),
+            ("64kb", 64 << 10),
+            ("1t", 1 << 40),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+            let config = Config::try_parse_from(["reelserve", "--read-all-budget", text]).unwrap();
+            assert_eq!(config.read_all_budget, bytes);
+        }
+        for bad in ["", "0", "0m", "m", "1.5g", "-1m", "1x", "99999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(refusal(&["--read-all-budget", "lots"]).contains("e.g. 512m or 1g"));
     }
 
     #[test]

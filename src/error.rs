@@ -1,7 +1,8 @@
 //! Why a request could not be served, and the one place where that becomes a status code.
 //!
 //! Statuses a client or cache may remember (404, 403) are kept for what is true of the file;
-//! what is true only of the server right now (out of descriptors or memory, a disk error) is a `503` with `Retry-After` and `Cache-Control: no-store`, so no
+//! what is true only of the server right now (out of descriptors or memory, a read-all budget
+//! in use, a disk error) is a `503` with `Retry-After` and `Cache-Control: no-store`, so no
 //! cache remembers an existing movie as missing.
 
 use std::fmt;
@@ -9,11 +10,12 @@ use std::io;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::body::read_all::ReadAllRefused;
 use crate::body::ResponseBody;
 use crate::resolve::{self, PathError};
 
 /// Seconds a client is asked to wait before retrying a `503`: long enough for connections to
-/// close, short enough for a video player to retry.
+/// close or read-all buffers to be released, short enough for a video player to retry.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// A request the server cannot answer with the resource.
@@ -30,6 +32,8 @@ enum Kind {
     MethodNotAllowed,
     /// Opening the file failed for want of descriptors or memory, or the disk failed (errno).
     Unavailable(i32),
+    /// `--mode read-all` would need more memory than its budget has free.
+    ReadAllRefused(ReadAllRefused),
     /// Opening the file failed otherwise (errno, if any).
     Failed(Option<i32>),
     Io(io::Error),
@@ -67,7 +71,7 @@ impl ServeError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Kind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Unavailable(_) | Kind::ReadAllRefused(_) => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::Io(error) => match error.raw_os_error() {
                 // The same rules as for opening a file (see `resolve::errno_to_path_error`).
@@ -82,6 +86,8 @@ impl ServeError {
                 None => match error.kind() {
                     io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
                     io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                    // A failed allocation (`try_reserve`) passes, like a full budget.
+                    io::ErrorKind::OutOfMemory => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::INTERNAL_SERVER_ERROR,
                 },
             },
@@ -142,6 +148,7 @@ impl fmt::Display for ServeError {
                 "503 Service Unavailable: the file could not be opened now ({}); retry later",
                 io::Error::from_raw_os_error(*errno)
             ),
+            Kind::ReadAllRefused(refused) => write!(f, "503 Service Unavailable: {refused}"),
             Kind::Failed(Some(errno)) => write!(
                 f,
                 "500 Internal Server Error: the file could not be opened ({})",
@@ -172,9 +179,14 @@ impl From<PathError> for ServeError {
 
 impl From<io::Error> for ServeError {
     fn from(error: io::Error) -> ServeError {
-        ServeError {
-            kind: Kind::Io(error),
-        }
+        let refused = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ReadAllRefused>());
+        let kind = match refused {
+            Some(refused) => Kind::ReadAllRefused(*refused),
+            None => Kind::Io(error),
+        };
+        ServeError { kind }
     }
 }
 

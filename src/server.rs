@@ -139,6 +139,7 @@ impl Server {
         if !root.is_dir() {
             return Err(StartupError::RootNotDirectory(config.root.clone()));
         }
+        crate::body::read_all::BUDGET.set_limit(config.read_all_budget);
         let root_dir = crate::resolve::Root::open(&root)
             .map_err(|e| StartupError::Root(config.root.clone(), e))?;
         let tls = match config.tls_files() {
