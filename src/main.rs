@@ -7,7 +7,18 @@ use reelserve::{Config, LogFormat, Server};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = match Config::try_parse() {
+        Ok(config) => config,
+        // A value our own check refused: one line, saying what is wrong and what to give.
+        // Other errors (unknown flags, --help, --version) keep clap's own output and tips.
+        Err(error) if error.kind() == clap::error::ErrorKind::ValueValidation => {
+            let message = error.to_string();
+            let first = message.lines().next().unwrap_or_default();
+            eprintln!("reelserve: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(error) => error.exit(),
+    };
     init_logging(&config);
     // A panic is a bug; tokio confines it to the connection's task. Log it like any other
     // error (with where it happened) instead of printing to a bare stderr.
