@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -37,6 +37,29 @@ fn prlimit(args: &[&str]) {
         "prlimit {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs a server command that must refuse to start: its output once it exits, or a failure
+/// (after killing it) if it is still running after 5 s, i.e. it started serving instead.
+fn run_refused(mut command: Command) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = eventually(Duration::from_secs(5), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!(
+            "it started instead of refusing: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// The descriptor numbers process `pid` has open, in order.
@@ -296,13 +319,13 @@ fn a_file_asked_for_as_a_directory_is_404() {
 fn bad_configuration_is_one_clear_line_and_exit_2() {
     let root = TestRoot::new();
     let refuse = |args: &[&str], expected: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_reelserve"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reelserve"));
+        command
             .arg("--root")
             .arg(root.path())
             .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .output()
-            .unwrap();
+            .args(args);
+        let output = run_refused(command);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
@@ -366,14 +389,14 @@ fn an_unreadable_root_is_refused_at_start() {
     let locked = root.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let output = Command::new("setpriv")
+    let mut command = Command::new("setpriv");
+    command
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_reelserve"))
         .arg("--root")
         .arg(&locked)
-        .args(["--addr", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+        .args(["--addr", "127.0.0.1:0"]);
+    let output = run_refused(command);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
