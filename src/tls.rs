@@ -4,7 +4,8 @@
 //!
 //! What this is not: connection handling. [`crate::server`] runs the handshake and hands the
 //! stream to hyper; [`crate::service`] decides how file bytes are read under TLS (never from a
-//! mapping: encryption reads every byte in user space, see DESIGN.md §3 point 4).
+//! mapping: encryption reads every byte in user space, where a page of a file truncated
+//! meanwhile would raise SIGBUS).
 //!
 //! Kernel TLS (the `tls` TCP ULP, Linux >= 4.13) would let the kernel encrypt, so `sendfile`
 //! could keep working under HTTPS. [`ktls_available`] only detects it; reelserve does not hand
