@@ -287,7 +287,10 @@ wait_for_http() {
 
 start_reelserve() {
     local mode="$1" log="$RAW/logs/reelserve-$1"
+    # read-all holds each whole response in memory; the memory levels above are already capped
+    # at MEM_CAP, so let the server's read-all budget (default 512 MiB) go that far too.
     "$BIN" --root "$DATA" --addr 127.0.0.1:0 --mode "$mode" --workers "$WORKERS" \
+        --read-all-budget "$MEM_CAP_BYTES" \
         --log-level warn --access-log off --shutdown-timeout 2 >"$log.out" 2>"$log.err" &
     spawned $!
     if ! wait_for_line "$log.out" "listening on http://" "$SERVER_PID"; then

@@ -60,6 +60,12 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_MODE", value_enum)]
     pub mode: Option<Mode>,
 
+    /// Memory that --mode read-all buffers may hold at once, server-wide (e.g. 512m, 1g,
+    /// 1048576). A response that would need more than is free gets a 503 with Retry-After.
+    #[arg(long, env = "REELSERVE_READ_ALL_BUDGET", value_name = "SIZE", default_value = "512m",
+          value_parser = parse_size)]
+    pub read_all_budget: u64,
+
     /// Buffer size for --mode chunked, in bytes.
     #[arg(long, env = "REELSERVE_CHUNK_SIZE", default_value_t = 64 * 1024,
           value_parser = clap::value_parser!(u32).range(1..=(64 * 1024 * 1024)))]
@@ -102,7 +108,7 @@ pub struct Config {
     pub no_stats: bool,
 
     /// Log level or filter (e.g. info, debug, reelserve=trace); RUST_LOG overrides it.
-    #[arg(long, env = "REELSERVE_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "REELSERVE_LOG_LEVEL", default_value = "info", value_parser = parse_log_filter)]
     pub log_level: String,
 
     /// Log format.
@@ -118,8 +124,8 @@ pub struct Config {
           value_parser = AccessLogTarget::parse)]
     pub access_log: AccessLogTarget,
 
-    /// Worker threads [default: one per core].
-    #[arg(long, env = "REELSERVE_WORKERS")]
+    /// Worker threads, 1 to 1024 [default: one per core].
+    #[arg(long, env = "REELSERVE_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
 
     /// Run one single-threaded event loop per worker, each with its own SO_REUSEPORT listener
@@ -165,14 +171,87 @@ impl Config {
     }
 }
 
+/// The most `--workers` accepted: far more threads than any machine has cores, few enough that
+/// a typo (`--workers 100000`) is caught instead of spawning threads until the system refuses.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Every timeout flag is at least this long: below a millisecond no client could ever meet it
+/// (and tokio's timers tick in milliseconds).
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// A timeout in seconds (fractions allowed): from 1 ms to a year.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !(seconds > 0.0 && seconds <= 86_400.0 * 365.0) {
-        return Err(format!("`{text}` must be more than 0 and at most a year"));
+        .map_err(|_| format!("`{text}` is not a number of seconds (e.g. 10 or 0.5)"))?;
+    if !(seconds >= MIN_TIMEOUT.as_secs_f64() && seconds <= 86_400.0 * 365.0) {
+        return Err(format!(
+            "`{text}` seconds is out of range: give at least 0.001 (1 ms) and at most a year"
+        ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `--workers`: 1 to [`MAX_WORKERS`].
+fn parse_workers(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(workers) if (1..=MAX_WORKERS).contains(&workers) => Ok(workers),
+        _ => Err(format!(
+            "give 1 to {MAX_WORKERS} worker threads, or leave --workers out for one per core"
+        )),
+    }
+}
+
+/// A byte size: a whole number with an optional binary unit, `k`, `m`, `g` or `t` (case and a
+/// trailing `b` or `ib` ignored): `1048576`, `512m`, `1g`, `2GiB`. At least 1 byte.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let invalid = || format!("`{text}` is not a size; give bytes or a unit, e.g. 512m or 1g");
+    let lower = text.trim().to_ascii_lowercase();
+    let unitless = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match unitless.as_bytes().last() {
+        Some(b'k') => (&unitless[..unitless.len() - 1], 10),
+        Some(b'm') => (&unitless[..unitless.len() - 1], 20),
+        Some(b'g') => (&unitless[..unitless.len() - 1], 30),
+        Some(b't') => (&unitless[..unitless.len() - 1], 40),
+        _ => (unitless, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let bytes = number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 {
+        return Err(format!("`{text}` is empty; give at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
+/// Level names a bare `--log-level` word may be. `tracing_subscriber` would read any other bare
+/// word (`verbose`) as a target name, silently logging nothing the user meant.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// `--log-level`: checked at start-up with the parser that will use it (`EnvFilter`), and each
+/// directive without `=` must be a level name.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    let what_to_do =
+        "give a level (trace, debug, info, warn, error, off) or a filter like info,reelserve=debug";
+    for directive in text.split(',').map(str::trim) {
+        if directive.is_empty() || directive.contains('=') || directive.contains('[') {
+            continue;
+        }
+        if !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!("unknown log level `{directive}`; {what_to_do}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map_err(|error| format!("not a log filter ({error}); {what_to_do}"))?;
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -219,6 +298,98 @@ mod tests {
         );
         assert!(Config::try_parse_from(["reelserve", "--tls-cert", "c.pem"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--tls-key", "k.pem"]).is_err());
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        let mut argv = vec!["reelserve"];
+        argv.extend_from_slice(args);
+        match Config::try_parse_from(argv) {
+            Ok(config) => panic!("{args:?} was accepted: {config:?}"),
+            Err(error) => {
+                assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
+                error.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn workers_must_be_between_1_and_1024() {
+        for bad in ["0", "1025", "100000", "-1", "two"] {
+            let message = refusal(&[&format!("--workers={bad}")]);
+            assert!(
+                message.contains("give 1 to 1024 worker threads"),
+                "{message}"
+            );
+        }
+        for good in ["1", "2", "1024"] {
+            let config = Config::try_parse_from(["reelserve", "--workers", good]).unwrap();
+            assert_eq!(config.workers, Some(good.parse().unwrap()));
+        }
+    }
+
+    #[test]
+    fn timeouts_below_a_millisecond_are_refused_for_every_timeout_flag() {
+        for flag in [
+            "--header-timeout",
+            "--idle-timeout",
+            "--send-timeout",
+            "--shutdown-timeout",
+        ] {
+            for bad in ["1e-9", "0.0009", "0", "NaN", "inf", "1e10"] {
+                let message = refusal(&[flag, bad]);
+                assert!(
+                    message.contains("at least 0.001 (1 ms)"),
+                    "{flag} {bad}: {message}"
+                );
+            }
+            let config = Config::try_parse_from(["reelserve", flag, "0.001"]).unwrap();
+            let _ = config;
+        }
+        let config = Config::try_parse_from(["reelserve", "--header-timeout", "0.5"]).unwrap();
+        assert_eq!(config.header_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn unknown_log_levels_are_refused() {
+        for bad in ["verbose", "infoo", "info,loud", "reelserve=loud", "[{"] {
+            let message = refusal(&["--log-level", bad]);
+            assert!(message.contains("info,reelserve=debug"), "{bad}: {message}");
+        }
+        assert!(refusal(&["--log-level", "verbose"]).contains("unknown log level `verbose`"));
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "info,reelserve=debug",
+            "reelserve=trace",
+            "warn,hyper=off",
+        ] {
+            let config = Config::try_parse_from(["reelserve", "--log-level", good]).unwrap();
+            assert_eq!(config.log_level, good);
+        }
+    }
+
+    #[test]
+    fn read_all_budget_takes_sizes_with_units() {
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(config.read_all_budget, 512 << 20);
+        for (text, bytes) in [
+            ("1048576", 1u64 << 20),
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1G", 1 << 30),
+            ("2GiB", 2 << 30),
+            ("64kb", 64 << 10),
+            ("1t", 1 << 40),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+            let config = Config::try_parse_from(["reelserve", "--read-all-budget", text]).unwrap();
+            assert_eq!(config.read_all_budget, bytes);
+        }
+        for bad in ["", "0", "0m", "m", "1.5g", "-1m", "1x", "99999999999t"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(refusal(&["--read-all-budget", "lots"]).contains("e.g. 512m or 1g"));
     }
 
     #[test]

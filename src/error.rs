@@ -3,14 +3,24 @@
 //! [`ServeError`] saying *why*; this is the one place where that becomes a status code, header
 //! fields and a short body, so every such response carries the same safety fields
 //! (`X-Content-Type-Options: nosniff` on every body it sends) and is logged once, here.
+//!
+//! Statuses a client or cache may remember (404, 403) are kept for what is true of the file;
+//! what is true only of the server right now (out of descriptors or memory, a read-all budget
+//! in use, a disk error) is a `503` with `Retry-After` and `Cache-Control: no-store`, so no
+//! cache remembers an existing movie as missing.
 
 use std::fmt;
 use std::io;
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
+use crate::body::read_all::ReadAllRefused;
 use crate::body::ResponseBody;
-use crate::resolve::PathError;
+use crate::resolve::{self, PathError};
+
+/// Seconds a client is asked to wait before retrying a `503`: long enough for connections to
+/// close or read-all buffers to be released, short enough for a video player to retry.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// A request the server answers with something other than the resource's content.
 #[derive(Debug)]
@@ -36,6 +46,12 @@ enum Kind {
         len: u64,
         fields: Box<HeaderMap>,
     },
+    /// Opening the file failed for want of descriptors or memory, or the disk failed (errno).
+    Unavailable(i32),
+    /// `--mode read-all` would need more memory than its budget has free.
+    ReadAllRefused(ReadAllRefused),
+    /// Opening the file failed otherwise (errno, if any).
+    Failed(Option<i32>),
     Io(io::Error),
 }
 
@@ -98,6 +114,11 @@ impl ServeError {
         matches!(self.kind, Kind::NotFound)
     }
 
+    /// Whether the server is short of a resource right now (`503`): worth a retry later.
+    pub fn is_unavailable(&self) -> bool {
+        self.status() == StatusCode::SERVICE_UNAVAILABLE
+    }
+
     /// The status code the client gets.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
@@ -109,18 +130,37 @@ impl ServeError {
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Kind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Kind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Kind::Io(error) => match error.kind() {
-                io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Unavailable(_) | Kind::ReadAllRefused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::Io(error) => match error.raw_os_error() {
+                // The same rules as for opening a file (see `resolve::errno_to_path_error`).
+                Some(errno) => match resolve::errno_to_path_error(errno) {
+                    PathError::NotFound => StatusCode::NOT_FOUND,
+                    PathError::Forbidden => StatusCode::FORBIDDEN,
+                    PathError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    PathError::Malformed | PathError::Failed(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                },
+                None => match error.kind() {
+                    io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                    // A failed allocation (`try_reserve`) passes, like a full budget.
+                    io::ErrorKind::OutOfMemory => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                },
             },
         }
     }
 
-    /// The response. Server-side failures are logged here, once.
+    /// The response. Server-side failures are logged here, once:
+    /// a `503` at warn (the server copes; an operator may want more descriptors or memory),
+    /// anything else at error.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %self, "request refused for now");
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         } else if let Kind::Io(error) = &self.kind {
             tracing::warn!(%error, "file could not be opened");
@@ -162,6 +202,13 @@ impl ServeError {
         if status == StatusCode::METHOD_NOT_ALLOWED {
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if status.is_server_error() {
+            // True of this moment only: no cache may keep it in place of the file.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
@@ -194,6 +241,20 @@ impl fmt::Display for ServeError {
             }
             Kind::PreconditionFailed => f.write_str("412 Precondition Failed"),
             Kind::RangeNotSatisfiable { .. } => f.write_str("416 Range Not Satisfiable"),
+            Kind::Unavailable(errno) => write!(
+                f,
+                "503 Service Unavailable: the file could not be opened now ({}); retry later",
+                io::Error::from_raw_os_error(*errno)
+            ),
+            Kind::ReadAllRefused(refused) => write!(f, "503 Service Unavailable: {refused}"),
+            Kind::Failed(Some(errno)) => write!(
+                f,
+                "500 Internal Server Error: the file could not be opened ({})",
+                io::Error::from_raw_os_error(*errno)
+            ),
+            Kind::Failed(None) => {
+                f.write_str("500 Internal Server Error: the file could not be opened")
+            }
             Kind::Io(error) => write!(f, "{}: {error}", self.status()),
         }
     }
@@ -214,6 +275,8 @@ impl From<PathError> for ServeError {
             PathError::Malformed => Kind::BadPath,
             PathError::NotFound => Kind::NotFound,
             PathError::Forbidden => Kind::Forbidden,
+            PathError::Unavailable(errno) => Kind::Unavailable(errno),
+            PathError::Failed(errno) => Kind::Failed(errno),
         };
         ServeError { kind }
     }
@@ -221,9 +284,14 @@ impl From<PathError> for ServeError {
 
 impl From<io::Error> for ServeError {
     fn from(error: io::Error) -> ServeError {
-        ServeError {
-            kind: Kind::Io(error),
-        }
+        let refused = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ReadAllRefused>());
+        let kind = match refused {
+            Some(refused) => Kind::ReadAllRefused(*refused),
+            None => Kind::Io(error),
+        };
+        ServeError { kind }
     }
 }
 
@@ -250,6 +318,37 @@ mod tests {
             ServeError::from(io::Error::other("disk on fire")).status(),
             500
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_a_missing_file_is_404_and_want_of_descriptors_is_503() {
+        let open_failed = |errno| ServeError::from(resolve::errno_to_path_error(errno)).status();
+        assert_eq!(open_failed(libc::ENOENT), 404);
+        assert_eq!(open_failed(libc::ENOTDIR), 404);
+        assert_eq!(open_failed(libc::EACCES), 403);
+        assert_eq!(open_failed(libc::EPERM), 403);
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EIO] {
+            assert_eq!(open_failed(errno), 503, "errno {errno}");
+            let read_failed = ServeError::from(io::Error::from_raw_os_error(errno)).status();
+            assert_eq!(read_failed, 503, "errno {errno}");
+        }
+        assert_eq!(open_failed(libc::ELOOP), 500);
+        assert_eq!(open_failed(libc::EINVAL), 500);
+    }
+
+    #[test]
+    fn unavailable_is_retryable_and_never_stored() {
+        let response = ServeError::from(PathError::Unavailable(24)).into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::RETRY_AFTER],
+            RETRY_AFTER_SECONDS.to_string()
+        );
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let response = ServeError::from(PathError::NotFound).into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+        assert!(response.headers().get(header::CACHE_CONTROL).is_none());
     }
 
     #[test]

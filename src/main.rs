@@ -13,7 +13,18 @@ use tracing_subscriber::EnvFilter;
 const LOG_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = match Config::try_parse() {
+        Ok(config) => config,
+        // A value our own check refused: one line, saying what is wrong and what to give.
+        // Other errors (unknown flags, --help, --version) keep clap's own output and tips.
+        Err(error) if error.kind() == clap::error::ErrorKind::ValueValidation => {
+            let message = error.to_string();
+            let first = message.lines().next().unwrap_or_default();
+            eprintln!("reelserve: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(error) => error.exit(),
+    };
     // Every log line leaves through a writer thread, never from an event loop: a stderr that
     // stops being read must not stop the server (lines beyond the buffer are dropped).
     let diagnostics = match LogSink::spawn(

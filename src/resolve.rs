@@ -5,9 +5,17 @@
 //! a relative path made of plain segments; file names are bytes on Unix, so UTF-8, spaces and
 //! any other byte a name may hold work.
 //!
-//! [`locate`] is the IO edge: it joins that path to the canonical root, follows symlinks with
-//! `canonicalize`, and refuses anything that ends up outside the root (a symlink pointing out
-//! is reported as not found, so it cannot be used to probe the file system).
+//! [`open_beneath`] (and its portable half, [`locate`]) is the IO edge: it opens that path under
+//! the root, following symlinks only inside it, and refuses anything that ends up outside the
+//! root (a symlink pointing out is reported as not found, so it cannot be used to probe the file
+//! system). Two rules hold for the requested path *and* for where its symlinks lead:
+//! - no segment starts with `.`: hidden files (`.git/config`, `.env`) are never served, not even
+//!   through `sub/cfg.txt -> ../.git/config`;
+//! - a path that demands a directory (`/file.txt/`, `/file.txt/.`) never names a regular file.
+//!
+//! What this is not: the status line. [`PathError`] says why a path names nothing servable, and
+//! [`crate::error`] renders it; only ENOENT and ENOTDIR mean "not found", while running out of
+//! descriptors or memory is a retryable `503`, never a cacheable `404`.
 
 use std::ffi::OsString;
 use std::io;
@@ -23,6 +31,12 @@ pub enum PathError {
     NotFound,
     /// The file exists but the server may not read it: `403 Forbidden`.
     Forbidden,
+    /// The server is short of descriptors or memory, or the disk failed to answer (EMFILE,
+    /// ENFILE, ENOMEM, EIO; the errno is kept): `503 Service Unavailable`, worth a retry.
+    Unavailable(i32),
+    /// Any other failure to open or inspect the file (its errno when there is one):
+    /// `500 Internal Server Error`.
+    Failed(Option<i32>),
 }
 
 /// A request path, decoded and checked: relative, with only normal segments.
@@ -46,11 +60,18 @@ impl DecodedPath {
 }
 
 /// Decodes a request path (the part of the target before `?`, which hyper splits off).
+///
+/// A path whose last segment is empty or `.` (`/movie/`, `/movie/.`) can only name a directory:
+/// its relative path keeps a trailing separator (`movie/`), so opening it fails with ENOTDIR
+/// when `movie` is a regular file, as `open(2)` does for `movie/`. [`Path`] comparisons and
+/// `components()` ignore that separator.
 pub fn decode_path(raw: &str) -> Result<DecodedPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::Malformed)?;
     let mut relative = PathBuf::new();
+    let mut wants_directory = false;
     for segment in rest.split('/') {
         let decoded = percent_decode_segment(segment.as_bytes())?;
+        wants_directory = matches!(decoded.as_slice(), b"" | b".");
         match decoded.as_slice() {
             // Empty and "." segments name the same directory: skip them.
             b"" | b"." => continue,
@@ -60,6 +81,10 @@ pub fn decode_path(raw: &str) -> Result<DecodedPath, PathError> {
             }
             bytes => relative.push(os_string_from_bytes(bytes.to_vec())),
         }
+    }
+    if wants_directory && !relative.as_os_str().is_empty() {
+        // Pushing an empty segment appends just the separator.
+        relative.push("");
     }
     debug_assert!(relative
         .components()
@@ -112,25 +137,49 @@ pub enum Located {
 
 /// Finds the file a relative path (from [`DecodedPath::relative`], or a name read from a
 /// directory) names under `canonical_root` (which must already be canonical), the portable
-/// way: `canonicalize` (which follows symlinks), then a prefix check. Blocking.
+/// way: `canonicalize` (which follows symlinks), then a prefix check and the hidden-file rule
+/// on the canonical path. Blocking.
 pub fn locate(canonical_root: &Path, relative: &Path) -> Result<Located, PathError> {
     debug_assert!(relative
         .components()
         .all(|c| matches!(c, Component::Normal(_))));
+    if has_hidden_segment(relative) {
+        return Err(PathError::NotFound);
+    }
     let joined = canonical_root.join(relative);
     let canonical = joined.canonicalize().map_err(io_to_path_error)?;
-    if !canonical.starts_with(canonical_root) {
-        return Err(PathError::NotFound);
+    match canonical.strip_prefix(canonical_root) {
+        // Where the symlinks led must obey the same rule as the request.
+        Ok(beneath) if !has_hidden_segment(beneath) => {}
+        _ => return Err(PathError::NotFound),
     }
     let metadata = std::fs::metadata(&canonical).map_err(io_to_path_error)?;
     if metadata.is_dir() {
         Ok(Located::Directory(canonical))
-    } else if metadata.is_file() {
+    } else if metadata.is_file() && !demands_directory(relative) {
         Ok(Located::File(canonical))
     } else {
-        // FIFOs, sockets, devices: opening one could block or stream forever.
+        // `file.txt/` (a file where a directory was demanded); FIFOs, sockets, devices:
+        // opening one could block or stream forever.
         Err(PathError::NotFound)
     }
+}
+
+/// Whether a path relative to the root has a segment starting with `.` (`.git`, `.env`):
+/// such files are never served, whether asked for or reached through a symlink.
+pub fn has_hidden_segment(relative: &Path) -> bool {
+    relative
+        .components()
+        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+}
+
+/// Whether the request path ended in a directory form (`dir/`, `dir/.`): see [`decode_path`].
+fn demands_directory(relative: &Path) -> bool {
+    relative
+        .as_os_str()
+        .as_encoded_bytes()
+        .last()
+        .is_some_and(|&b| std::path::is_separator(char::from(b)))
 }
 
 /// The served directory: its canonical path and, on Linux, a directory descriptor that
@@ -138,7 +187,7 @@ pub fn locate(canonical_root: &Path, relative: &Path) -> Result<Located, PathErr
 #[derive(Debug)]
 pub struct Root {
     path: PathBuf,
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", not(feature = "portable-only")))]
     dir: Option<std::os::fd::OwnedFd>,
 }
 
@@ -146,11 +195,11 @@ impl Root {
     /// Opens the root directory. Fails if it does not exist or cannot be resolved.
     pub fn open(path: &Path) -> io::Result<Root> {
         let path = path.canonicalize()?;
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", not(feature = "portable-only")))]
         let dir = linux::open_dir(&path);
         Ok(Root {
             path,
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", not(feature = "portable-only")))]
             dir,
         })
     }
@@ -178,17 +227,26 @@ pub enum Opened {
 }
 
 /// Opens what a relative path (from [`DecodedPath::relative`], or a name read from a
-/// directory) names under the root, following symlinks only inside it. Blocking.
+/// directory) names under the root, following symlinks only inside it and never to a hidden
+/// file. Blocking.
 ///
-/// On Linux this is one `openat2(RESOLVE_BENEATH)` plus an `fstat`: the kernel refuses any
-/// resolution that leaves the root, so no `realpath` walk (a `readlink` per component) is
-/// needed. Absolute symlinks are refused by `RESOLVE_BENEATH` even when they point inside the
-/// root; those (and kernels without `openat2`) take the portable path: [`locate`], then open.
+/// On Linux a path without symlinks costs one `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`
+/// plus an `fstat`: the kernel refuses any resolution that leaves the root, and the file is
+/// exactly where the (already checked) request path says. Only when a symlink is on the way
+/// (ELOOP) is it opened again following symlinks beneath the root, and the kernel's own record
+/// of where the descriptor landed (`/proc/self/fd/N`) is checked for hidden segments; no
+/// `realpath` walk (a `readlink` per component) is needed. Absolute symlinks are refused by
+/// `RESOLVE_BENEATH` even when they point inside the root; those (and kernels without
+/// `openat2`, and builds with `--features portable-only`) take the portable path: [`locate`],
+/// then open.
 pub fn open_beneath(root: &Root, relative: &Path) -> Result<Opened, PathError> {
     debug_assert!(relative
         .components()
         .all(|c| matches!(c, Component::Normal(_))));
-    #[cfg(target_os = "linux")]
+    if has_hidden_segment(relative) {
+        return Err(PathError::NotFound);
+    }
+    #[cfg(all(target_os = "linux", not(feature = "portable-only")))]
     if let Some(dir) = &root.dir {
         if let Some(opened) = linux::open_beneath(dir, &root.path, relative) {
             return opened;
@@ -211,9 +269,9 @@ pub fn open_beneath(root: &Root, relative: &Path) -> Result<Opened, PathError> {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable-only")))]
 mod linux {
-    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -221,7 +279,7 @@ mod linux {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
     use nix::sys::stat::Mode;
 
-    use super::{io_to_path_error, Opened, PathError};
+    use super::{demands_directory, errno_to_path_error, has_hidden_segment, Opened, PathError};
 
     /// Cleared the first time the kernel says it has no `openat2` (Linux < 5.6).
     static HAS_OPENAT2: AtomicBool = AtomicBool::new(true);
@@ -249,47 +307,109 @@ mod linux {
         } else {
             relative
         };
-        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below anyway).
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = match openat2(dir.as_fd(), target, how) {
+        let fd = match open(dir, target, ResolveFlag::RESOLVE_NO_SYMLINKS) {
             Ok(fd) => fd,
-            Err(Errno::ENOSYS) => {
-                HAS_OPENAT2.store(false, Ordering::Relaxed);
-                return None;
-            }
-            // Leaving the root, or an absolute symlink (maybe pointing inside): let the
-            // portable path decide.
-            Err(Errno::EXDEV | Errno::ELOOP | Errno::EAGAIN) => return None,
-            Err(errno) => return Some(Err(io_to_path_error(errno.into()))),
+            // A symlink on the way: follow it (still beneath the root), then apply the
+            // hidden-file rule to where it led.
+            Err(Errno::ELOOP) => match open(dir, target, ResolveFlag::empty()) {
+                Ok(fd) => match resolved_beneath(&fd, root) {
+                    Some(resolved) if has_hidden_segment(&resolved) => {
+                        return Some(Err(PathError::NotFound))
+                    }
+                    Some(_) => fd,
+                    None => return None,
+                },
+                Err(errno) => return portable_or_error(errno),
+            },
+            Err(errno) => return portable_or_error(errno),
         };
         let file = std::fs::File::from(fd);
         let metadata = match file.metadata() {
             Ok(metadata) => metadata,
-            Err(error) => return Some(Err(io_to_path_error(error))),
+            Err(error) => return Some(Err(super::io_to_path_error(error))),
         };
         let path: PathBuf = root.join(relative);
         Some(if metadata.is_dir() {
             Ok(Opened::Directory(path))
-        } else if metadata.is_file() {
+        } else if metadata.is_file() && !demands_directory(relative) {
             Ok(Opened::File {
                 file,
                 metadata,
                 path,
             })
         } else {
-            // FIFOs, sockets, devices: reading one could block or stream forever.
+            // FIFOs, sockets, devices: reading one could block or stream forever. (A file
+            // asked for as `file.txt/` already failed with ENOTDIR.)
             Err(PathError::NotFound)
         })
     }
+
+    /// `openat2` beneath `dir`, never through `/proc` magic links, plus `extra` rules.
+    fn open(dir: &OwnedFd, target: &Path, extra: ResolveFlag) -> nix::Result<OwnedFd> {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused afterwards).
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS | extra);
+        openat2(dir.as_fd(), target, how)
+    }
+
+    fn portable_or_error(errno: Errno) -> Option<Result<Opened, PathError>> {
+        match errno {
+            Errno::ENOSYS => {
+                HAS_OPENAT2.store(false, Ordering::Relaxed);
+                None
+            }
+            // Leaving the root, an absolute symlink (maybe pointing inside), or a rename
+            // racing the lookup: let the portable path decide.
+            Errno::EXDEV | Errno::ELOOP | Errno::EAGAIN => None,
+            errno => Some(Err(errno_to_path_error(errno as i32))),
+        }
+    }
+
+    /// Where an open descriptor really is, relative to the root, as the kernel recorded it
+    /// (`/proc/self/fd/N`). `None` when `/proc` is not mounted or the answer is not spelled
+    /// beneath the root (then the portable path decides).
+    fn resolved_beneath(fd: &OwnedFd, root: &Path) -> Option<PathBuf> {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        link.strip_prefix(root).ok().map(Path::to_path_buf)
+    }
 }
 
-/// How an IO error while looking for a file becomes a status.
+/// How an IO error while looking for a file becomes a [`PathError`]; see [`errno_to_path_error`].
 pub fn io_to_path_error(error: io::Error) -> PathError {
-    match error.kind() {
+    match error.raw_os_error() {
+        Some(errno) => errno_to_path_error(errno),
+        None => match error.kind() {
+            io::ErrorKind::NotFound => PathError::NotFound,
+            io::ErrorKind::PermissionDenied => PathError::Forbidden,
+            _ => PathError::Failed(None),
+        },
+    }
+}
+
+/// How an errno from opening or inspecting a file becomes a [`PathError`]. Only "there is no
+/// such file" is a 404, which clients and caches may remember: a server out of descriptors
+/// must not tell them that an existing movie is gone.
+#[cfg(unix)]
+pub fn errno_to_path_error(errno: i32) -> PathError {
+    match errno {
+        // ENAMETOOLONG: no file has that name (the client chose a name no file can have).
+        // ENXIO: a socket, or a device without a driver, is not a file we serve, as FIFOs are not.
+        libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG | libc::ENXIO => PathError::NotFound,
+        libc::EACCES | libc::EPERM => PathError::Forbidden,
+        libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EIO => PathError::Unavailable(errno),
+        errno => PathError::Failed(Some(errno)),
+    }
+}
+
+/// How an OS error code from opening or inspecting a file becomes a [`PathError`].
+#[cfg(not(unix))]
+pub fn errno_to_path_error(errno: i32) -> PathError {
+    match io::Error::from_raw_os_error(errno).kind() {
+        io::ErrorKind::NotFound => PathError::NotFound,
         io::ErrorKind::PermissionDenied => PathError::Forbidden,
-        _ => PathError::NotFound,
+        io::ErrorKind::OutOfMemory => PathError::Unavailable(errno),
+        _ => PathError::Failed(Some(errno)),
     }
 }
 
@@ -343,6 +463,113 @@ mod tests {
     fn trailing_slash_remembered() {
         assert!(decode_path("/movie/").unwrap().has_trailing_slash());
         assert!(!decode_path("/movie").unwrap().has_trailing_slash());
+    }
+
+    #[test]
+    fn directory_forms_keep_a_trailing_separator() {
+        let spelled = |raw: &str| {
+            let decoded = decode_path(raw).unwrap();
+            decoded.relative().as_os_str().to_str().unwrap().to_owned()
+        };
+        for raw in ["/a/", "/a/.", "/a/%2e", "/a//", "/a/./"] {
+            assert_eq!(spelled(raw), "a/", "{raw}");
+        }
+        assert_eq!(spelled("/a"), "a");
+        assert_eq!(spelled("/a/./b"), "a/b");
+        assert_eq!(spelled("/"), "");
+        assert_eq!(spelled("/."), "");
+        // Comparisons ignore the separator.
+        assert_eq!(decode_path("/a/").unwrap().relative(), Path::new("a"));
+    }
+
+    /// `root/` with `file.txt`, `sub/`, `.git/config`, and symlinks into `.git` (relative,
+    /// absolute, and through a directory link).
+    #[cfg(unix)]
+    fn root_with_hidden_targets() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join("file.txt"), b"file").unwrap();
+        std::fs::write(root.join(".git/config"), b"[core]").unwrap();
+        std::fs::write(root.join("sub/plain.txt"), b"plain").unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, root.join(name)).unwrap();
+        };
+        link(Path::new("../.git/config"), "sub/cfg.txt");
+        link(&root.join(".git/config"), "sub/absolute.txt");
+        link(Path::new(".git"), "visible");
+        link(Path::new("plain.txt"), "sub/alias.txt");
+        link(Path::new("file.txt"), "file-link.txt");
+        (dir, root)
+    }
+
+    /// The hidden-file and directory-form rules, asked of `find` (a resolver under test).
+    #[cfg(unix)]
+    fn assert_hidden_and_directory_rules(find: impl Fn(&str) -> Result<&'static str, PathError>) {
+        const NOT_FOUND: Result<&str, PathError> = Err(PathError::NotFound);
+        assert_eq!(find("/file.txt"), Ok("file"));
+        assert_eq!(find("/sub/plain.txt"), Ok("file"));
+        assert_eq!(find("/sub/alias.txt"), Ok("file"));
+        assert_eq!(find("/file-link.txt"), Ok("file"));
+        assert_eq!(find("/sub/"), Ok("directory"));
+        assert_eq!(find("/sub/."), Ok("directory"));
+        assert_eq!(find("/"), Ok("directory"));
+        // Hidden, asked for by name or reached through a symlink.
+        assert_eq!(find("/.git/config"), NOT_FOUND);
+        assert_eq!(find("/sub/cfg.txt"), NOT_FOUND);
+        assert_eq!(find("/sub/absolute.txt"), NOT_FOUND);
+        assert_eq!(find("/visible/config"), NOT_FOUND);
+        assert_eq!(find("/visible/"), NOT_FOUND);
+        // A regular file where a directory was demanded.
+        assert_eq!(find("/file.txt/"), NOT_FOUND);
+        assert_eq!(find("/file.txt/."), NOT_FOUND);
+        assert_eq!(find("/sub/plain.txt/"), NOT_FOUND);
+        assert_eq!(find("/file-link.txt/"), NOT_FOUND);
+        assert_eq!(find("/file.txt/x"), NOT_FOUND);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn open_beneath_applies_the_hidden_rule_to_where_symlinks_lead() {
+        let (_dir, root) = root_with_hidden_targets();
+        let opened = Root::open(&root).unwrap();
+        assert_hidden_and_directory_rules(|raw| {
+            match open_beneath(&opened, decode_path(raw).unwrap().relative())? {
+                Opened::File { .. } => Ok("file"),
+                Opened::Directory(_) => Ok("directory"),
+            }
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn locate_applies_the_hidden_rule_to_where_symlinks_lead() {
+        let (_dir, root) = root_with_hidden_targets();
+        assert_hidden_and_directory_rules(|raw| {
+            match locate(&root, decode_path(raw).unwrap().relative())? {
+                Located::File(_) => Ok("file"),
+                Located::Directory(_) => Ok("directory"),
+            }
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_missing_files_are_not_found() {
+        let error = |errno| io_to_path_error(io::Error::from_raw_os_error(errno));
+        assert_eq!(error(libc::ENOENT), PathError::NotFound);
+        assert_eq!(error(libc::ENOTDIR), PathError::NotFound);
+        assert_eq!(error(libc::EACCES), PathError::Forbidden);
+        assert_eq!(error(libc::EPERM), PathError::Forbidden);
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EIO] {
+            assert_eq!(error(errno), PathError::Unavailable(errno));
+        }
+        assert_eq!(error(libc::ELOOP), PathError::Failed(Some(libc::ELOOP)));
+        assert_eq!(
+            io_to_path_error(io::Error::other("no errno")),
+            PathError::Failed(None)
+        );
     }
 
     proptest! {

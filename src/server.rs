@@ -70,6 +70,9 @@ pub enum StartupError {
     Root(PathBuf, io::Error),
     /// The root is not a directory.
     RootNotDirectory(PathBuf),
+    /// The root directory cannot be listed (`read_dir` failed): no file under it could be
+    /// served either.
+    RootUnreadable(PathBuf, io::Error),
     /// The address could not be bound.
     Bind(SocketAddr, io::Error),
     /// The TLS certificate or key could not be used.
@@ -87,6 +90,12 @@ impl fmt::Display for StartupError {
             StartupError::RootNotDirectory(path) => write!(
                 f,
                 "cannot serve {}: not a directory (pass a directory with --root)",
+                path.display()
+            ),
+            StartupError::RootUnreadable(path, error) => write!(
+                f,
+                "cannot read the directory {}: {error} (give the server's user read and search \
+                 permission on it, e.g. chmod a+rX, or pass another --root)",
                 path.display()
             ),
             StartupError::Bind(addr, error) => write!(
@@ -144,6 +153,9 @@ impl Server {
         if !root.is_dir() {
             return Err(StartupError::RootNotDirectory(config.root.clone()));
         }
+        check_root_readable(&root)
+            .map_err(|e| StartupError::RootUnreadable(config.root.clone(), e))?;
+        crate::body::read_all::BUDGET.set_limit(config.read_all_budget);
         let root_dir = crate::resolve::Root::open(&root)
             .map_err(|e| StartupError::Root(config.root.clone(), e))?;
         let tls = match config.tls_files() {
@@ -488,6 +500,15 @@ impl ConnectionTable {
 
 /// Binds `count` listening sockets to one address: with more than one, SO_REUSEPORT lets the
 /// kernel spread new connections over them (the first socket picks the port for `:0`).
+/// Lists the root's first entry: a root the server may not read would otherwise start fine and
+/// then answer every request with 403.
+fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
+    if let Some(entry) = std::fs::read_dir(root)?.next() {
+        entry?;
+    }
+    Ok(())
+}
+
 fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
     if count <= 1 {
         return Ok(vec![bind_listener(addr, false)?]);
@@ -644,5 +665,28 @@ impl Drop for ConnectionSlot {
         self.stats
             .open_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_root_that_cannot_be_listed_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_root_readable(dir.path()).is_ok());
+        std::fs::write(dir.path().join("movie.mp4"), b"x").unwrap();
+        assert!(check_root_readable(dir.path()).is_ok());
+        // read_dir fails on what is not a directory (tests run as root, who may list even a
+        // mode-000 directory; tests/limits.rs drops privileges for that case).
+        let error = check_root_readable(&dir.path().join("movie.mp4")).unwrap_err();
+        let message = StartupError::RootUnreadable(dir.path().join("movie.mp4"), error).to_string();
+        assert!(
+            message.starts_with("cannot read the directory "),
+            "{message}"
+        );
+        assert!(message.contains("chmod a+rX"), "{message}");
+        assert_eq!(message.lines().count(), 1);
     }
 }

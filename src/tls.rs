@@ -42,6 +42,8 @@ enum Kind {
     Missing(PemFile, PathBuf),
     /// A file is not valid PEM.
     Malformed(PemFile, PathBuf, pem::Error),
+    /// The private key is encrypted with a passphrase, which the server cannot ask for.
+    EncryptedKey(PathBuf),
     /// rustls refused the pair (e.g. the key does not belong to the certificate).
     Refused {
         cert: PathBuf,
@@ -99,6 +101,13 @@ impl fmt::Display for TlsError {
                 path.display(),
                 file.expected()
             ),
+            Kind::EncryptedKey(path) => write!(
+                f,
+                "TLS private key {path} is encrypted with a passphrase, which reelserve cannot \
+                 ask for; decrypt it once with `openssl pkey -in {path} -out key.pem` and pass \
+                 key.pem to --tls-key",
+                path = path.display()
+            ),
             Kind::Refused { cert, key, error } => write!(
                 f,
                 "TLS certificate {} and key {} cannot be used together: {error} \
@@ -133,8 +142,15 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     if chain.is_empty() {
         return Err(TlsError::pem(PemFile::Cert, cert, pem::Error::NoItemsFound));
     }
+    let key_pem =
+        std::fs::read(key).map_err(|e| TlsError::pem(PemFile::Key, key, pem::Error::Io(e)))?;
+    if is_encrypted_key(&key_pem) {
+        return Err(TlsError {
+            kind: Kind::EncryptedKey(key.to_path_buf()),
+        });
+    }
     let private_key =
-        PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::pem(PemFile::Key, key, e))?;
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::pem(PemFile::Key, key, e))?;
     let refused = |error| TlsError {
         kind: Kind::Refused {
             cert: cert.to_path_buf(),
@@ -152,6 +168,14 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
             .map_err(refused)?;
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// Whether a PEM key file holds an encrypted key: PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`, what
+/// `openssl genpkey -aes256` writes) or the legacy OpenSSL form (`Proc-Type: 4,ENCRYPTED` in an
+/// `RSA`/`EC PRIVATE KEY` section). rustls reads neither, and would only say "no key found".
+fn is_encrypted_key(pem: &[u8]) -> bool {
+    let contains = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    contains(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || contains(b"Proc-Type: 4,ENCRYPTED")
 }
 
 /// Whether the kernel offers the `tls` TCP upper-layer protocol (kernel TLS), from
@@ -226,6 +250,41 @@ mod tests {
             error.starts_with(&format!("no TLS certificate in {}", cert.display())),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_encrypted_key_is_named_with_how_to_decrypt_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("enc.pem");
+        // Syntactically a certificate section, which is all that is read before the key.
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for encrypted in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkqhkiG9w0BBQwwHAQI\n\
+             -----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+             DEK-Info: AES-256-CBC,0123456789ABCDEF0123456789ABCDEF\n\nMIIE\n\
+             -----END RSA PRIVATE KEY-----\n",
+        ] {
+            std::fs::write(&key, encrypted).unwrap();
+            let error = server_config(&cert, &key).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("TLS private key {} is encrypted", key.display())),
+                "{error}"
+            );
+            assert!(
+                error.contains(&format!("openssl pkey -in {} -out key.pem", key.display())),
+                "{error}"
+            );
+            assert_eq!(error.lines().count(), 1);
+        }
+        assert!(!is_encrypted_key(
+            b"-----BEGIN PRIVATE KEY-----\nMC4CAQ==\n-----END PRIVATE KEY-----\n"
+        ));
     }
 
     #[test]
