@@ -15,6 +15,7 @@
 //! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
+//! | [`media`] | movie metadata (duration, size, codecs, bitrate, faststart), bounded and cached |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`stats`] | counters that show which path bytes took |
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod media;
 pub mod pages;
 pub mod range;
 pub mod representation;

@@ -346,7 +346,12 @@ impl ConnService {
         let json = match endpoint {
             "movies" => {
                 let root = self.state.root.clone();
-                let movies = blocking(move || pages::list_movies(&root)).await?;
+                let movies = blocking(move || {
+                    let mut movies = pages::list_movies(&root);
+                    pages::describe_movies(&root, &mut movies);
+                    movies
+                })
+                .await?;
                 pages::movies_json(&movies, self.state.mode.name())
             }
             "stats" if !self.state.config.no_stats => {
