@@ -16,6 +16,7 @@
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
 //! | [`media`] | movie metadata (duration, size, codecs, bitrate, faststart), bounded and cached |
+//! | [`pacing`] | `--limit-rate`, `--pace`: kernel TCP pacing (`SO_MAX_PACING_RATE`) per response |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`stats`] | counters that show which path bytes took |
 #![deny(missing_docs)]
@@ -26,6 +27,7 @@ pub mod conditional;
 pub mod config;
 pub mod error;
 pub mod media;
+pub mod pacing;
 pub mod pages;
 pub mod range;
 pub mod representation;

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::body::FileKey;
@@ -88,6 +88,16 @@ pub enum Container {
 }
 
 impl Container {
+    /// The container a `Content-Type` (as [`crate::representation::content_type_for`] gives
+    /// it) says it is, if any.
+    pub fn from_content_type(content_type: &str) -> Option<Container> {
+        match content_type {
+            "video/mp4" | "video/quicktime" => Some(Container::Mp4),
+            "video/webm" | "video/x-matroska" => Some(Container::Matroska),
+            _ => None,
+        }
+    }
+
     /// The container a file name says it is, if any.
     pub fn from_path(path: &Path) -> Option<Container> {
         let extension = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -195,6 +205,24 @@ pub fn probe_cached<S: ReadAt + ?Sized>(
     }
     cache.insert(key, info.clone());
     info
+}
+
+/// The average bitrate of an open movie file of `len` bytes whose `Content-Type` is `content_type`: from the
+/// cache, else probed on the blocking pool. `None` for other files or when unknown.
+pub async fn bitrate_of(
+    file: Arc<File>,
+    key: FileKey,
+    len: u64,
+    content_type: &str,
+) -> Option<u64> {
+    let container = Container::from_content_type(content_type)?;
+    if let Some(info) = cached(&key) {
+        return info.bitrate;
+    }
+    tokio::task::spawn_blocking(move || probe_cached(&*file, key, len, container))
+        .await
+        .ok()?
+        .bitrate
 }
 
 /// Opens and probes the file at `path` (cached). `None` if it is not a movie container or

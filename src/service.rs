@@ -22,6 +22,8 @@ use crate::body::{read_all, FileStrategy, ResponseBody, Segment};
 use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions};
 use crate::config::{Config, Mode};
 use crate::error::ServeError;
+use crate::media;
+use crate::pacing::{Pacer, PacingConfig};
 use crate::pages;
 use crate::range::{self, ByteRange, Resolved};
 use crate::representation::{Content, Representation};
@@ -499,7 +501,8 @@ impl ConnService {
             // §9.3.2: the same header fields as GET, no content.
             ResponseBody::empty()
         } else {
-            self.body_for(&representation, segments).await?
+            let body = self.body_for(&representation, segments).await?;
+            self.paced(body, &representation).await
         };
         Ok(with_headers(status, headers, body))
     }
@@ -535,6 +538,31 @@ impl ConnService {
             HeaderValue::from_static("nosniff"),
         );
         headers
+    }
+
+    /// Paces `body` if `--limit-rate` or `--pace` asks for it (see [`crate::pacing`]); with
+    /// `--pace` a movie's bitrate is probed once per version of the file, off the event loop.
+    async fn paced(&self, mut body: ResponseBody, representation: &Representation) -> ResponseBody {
+        let Some(pacing) = PacingConfig::from_config(&self.state.config) else {
+            return body;
+        };
+        let bitrate = match (&representation.content, representation.file_key) {
+            (Content::File(file), Some(key)) if pacing.wants_bitrate() => {
+                media::bitrate_of(
+                    Arc::clone(file),
+                    key,
+                    representation.len,
+                    &representation.content_type,
+                )
+                .await
+            }
+            _ => None,
+        };
+        if let Some(plan) = pacing.plan(bitrate) {
+            let stats = Arc::clone(&self.state.stats);
+            body.pace(Pacer::new(plan, Arc::clone(&self.conn), stats));
+        }
+        body
     }
 
     /// Builds the body for the mode in force.

@@ -29,6 +29,8 @@ pub struct ServerStats {
     pub truncated_sends: AtomicU64,
     /// File chunks read on the async worker because they were in the page cache (HTTPS).
     pub chunks_read_in_place: AtomicU64,
+    /// Body bytes written after a response's pacing threshold (`--limit-rate`, `--pace`).
+    pub bytes_paced: AtomicU64,
     /// File chunks read on the blocking pool (`chunked` mode; HTTPS when not cached).
     pub chunks_read_on_pool: AtomicU64,
 }
@@ -47,7 +49,8 @@ impl ServerStats {
                 "{{\"mode\":\"{}\",\"requests\":{},\"responses_206\":{},\"bytes_sent\":{},",
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
-                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{}}}"
+                "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
+                "\"bytes_paced\":{}}}"
             ),
             mode,
             get(&self.requests),
@@ -62,6 +65,7 @@ impl ServerStats {
             get(&self.truncated_sends),
             get(&self.chunks_read_in_place),
             get(&self.chunks_read_on_pool),
+            get(&self.bytes_paced),
         )
     }
 }

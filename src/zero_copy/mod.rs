@@ -40,6 +40,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::{file_shrank, MappedRegistry};
+use crate::pacing::{AppliedPacing, PacingRequest};
 use crate::stats::ServerStats;
 
 /// Whether this build can send with `sendfile(2)`.
@@ -58,11 +59,15 @@ pub struct ConnShared {
     in_flight: AtomicUsize,
     /// Requests handed to the service so far.
     started: AtomicU64,
+    /// The pacing rate the response being sent asks for (see [`crate::pacing`]).
+    pub pacing: PacingRequest,
 }
 
 impl ConnShared {
     /// The service calls this when hyper hands it a request head.
     pub fn request_started(&self) {
+        // Each response starts unpaced; its body asks for a rate when it crosses its threshold.
+        self.pacing.reset();
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
     }
@@ -104,6 +109,8 @@ pub struct ZeroCopyStream {
     /// Since when writes have made no progress.
     stalled_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
+    /// The `SO_MAX_PACING_RATE` last set on the socket.
+    pacing: AppliedPacing,
 }
 
 impl ZeroCopyStream {
@@ -129,6 +136,7 @@ impl ZeroCopyStream {
             was_busy: false,
             stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + options.header_timeout)),
+            pacing: AppliedPacing::default(),
         }
     }
 
@@ -334,6 +342,7 @@ impl Write for ZeroCopyStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.track_requests();
+        this.pacing.sync(this.io.inner(), &this.shared.pacing);
         let result = if this.options.use_sendfile {
             this.poll_write_zero_copy(cx, bufs)
         } else {
