@@ -23,6 +23,11 @@
 //! chunk exactly at the threshold, so the unpaced part is exact on the `sendfile` path.
 //! Each new request on the connection resets the rate to unlimited.
 //!
+//! Precision: the kernel leaves a connection's first 10 segments unpaced and lets a sender that
+//! fell behind catch up at up to twice the rate (`tcp_update_skb_after_send`); on loopback,
+//! where a segment is 64 KiB, rates of a few hundred KB/s therefore finish early. At MB/s rates
+//! and on real networks (1.5 KB segments) the rate holds.
+//!
 //! Limits: the rate is per connection, so over HTTP/2 it applies to every stream of the
 //! connection (the latest response to cross its threshold sets it). Off Linux this is a
 //! documented no-op: [`set_max_pacing_rate`] does nothing and responses go at full speed.
