@@ -143,12 +143,50 @@ impl ReadAt for [u8] {
     }
 }
 
+/// Why a file's metadata could not be read: damaged, cut short, not that container, or larger
+/// than the bounds this module reads. Logged, never shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeError(String);
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+impl From<String> for ProbeError {
+    fn from(reason: String) -> Self {
+        ProbeError(reason)
+    }
+}
+
+impl From<&str> for ProbeError {
+    fn from(reason: &str) -> Self {
+        ProbeError(reason.to_string())
+    }
+}
+
+/// Probes `source` (`len` bytes) as `container`, saying why when it cannot. Blocking; bounded
+/// as the module says. A panic in a parser is not caught here (the fuzz target wants to see
+/// it); [`probe`] catches it.
+pub fn try_probe<S: ReadAt + ?Sized>(
+    source: &S,
+    len: u64,
+    container: Container,
+) -> Result<MediaInfo, ProbeError> {
+    match container {
+        Container::Mp4 => probe_mp4(source, len),
+        Container::Matroska => probe_matroska(source, len),
+    }
+}
+
 /// Probes `source` (`len` bytes) as `container`. Blocking; bounded as the module says. Never
 /// fails: what cannot be read is `None`.
 pub fn probe<S: ReadAt + ?Sized>(source: &S, len: u64, container: Container) -> MediaInfo {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match container {
-        Container::Mp4 => probe_mp4(source, len),
-        Container::Matroska => probe_matroska(source, len),
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        try_probe(source, len, container)
     }));
     match outcome {
         Ok(Ok(info)) => info,
@@ -274,8 +312,7 @@ pub fn warn_about_slow_starts(directory: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // MP4
 
-/// Why a probe gave up (logged, never shown to clients).
-type ProbeResult = Result<MediaInfo, String>;
+type ProbeResult = Result<MediaInfo, ProbeError>;
 
 /// One top-level box: its type, where it starts and its whole size.
 #[derive(Debug, Clone, Copy)]
@@ -397,11 +434,13 @@ fn probe_mp4<S: ReadAt + ?Sized>(source: &S, len: u64) -> ProbeResult {
         return Err(format!(
             "moov box of {} bytes is larger than the {MAX_MOOV_BYTES} read",
             moov.size
-        ));
+        )
+        .into());
     }
     // `moov.size` is bounded above, so this allocation is too.
     let mut bytes = vec![0u8; moov.size as usize];
     read_exact_at(source, &mut bytes, moov.offset)?;
+
     // Fragmented files carry media in moof/mdat pairs after moov; no mdat at all means no
     // media data to be early or late about: unknown.
     let faststart = layout.first_mdat.map(|mdat| moov.offset < mdat);
@@ -775,6 +814,27 @@ mod tests {
         assert_eq!(matroska_codec_name("A_AAC/MPEG4/LC"), "aac");
         assert_eq!(matroska_codec_name("V_WEIRD<x>"), "weird<x>");
         assert_eq!(mp4_codec_name(&mp4parse::CodecType::H264), Some("h264"));
+    }
+
+    /// The fuzz target's seeds (real ffmpeg output, tiny) parse, and the hostile one does not.
+    #[test]
+    fn fuzz_seeds_are_read_or_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/media");
+        let read = |name: &str| {
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            probe_bytes(&bytes)
+        };
+        let fast = read("seed-faststart.mp4");
+        assert_eq!(fast.faststart, Some(true));
+        assert_eq!((fast.width, fast.height), (Some(32), Some(32)));
+        assert_eq!(fast.video_codec.as_deref(), Some("h264"));
+        assert_eq!(fast.audio_codec.as_deref(), Some("aac"));
+        assert_eq!(read("seed-moov-last.mp4").faststart, Some(false));
+        let webm = read("seed-vp9-opus.webm");
+        assert_eq!(webm.video_codec.as_deref(), Some("vp9"));
+        assert_eq!(webm.audio_codec.as_deref(), Some("opus"));
+        assert!(webm.duration.is_some());
+        assert_eq!(read("seed-huge-64bit-moov"), MediaInfo::unknown());
     }
 
     #[test]
