@@ -40,6 +40,16 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::stats::ServerStats;
 
+/// A socket the kernel can be asked to pace: anything with a descriptor on Unix.
+#[cfg(unix)]
+pub use std::os::fd::AsFd as PacedSocket;
+
+/// A socket the kernel can be asked to pace: here nothing is, so anything will do.
+#[cfg(not(unix))]
+pub trait PacedSocket {}
+#[cfg(not(unix))]
+impl<T> PacedSocket for T {}
+
 /// The rate meaning "no limit".
 pub const UNLIMITED: u64 = u64::MAX;
 
@@ -148,7 +158,7 @@ impl Default for AppliedPacing {
 impl AppliedPacing {
     /// Applies the requested rate to `socket` if it differs from the applied one. A refusal is
     /// logged once and not retried until the request changes again.
-    pub fn sync(&mut self, socket: &impl std::os::fd::AsFd, request: &PacingRequest) {
+    pub fn sync(&mut self, socket: &impl PacedSocket, request: &PacingRequest) {
         let wanted = request.requested();
         if wanted == self.0 {
             return;
@@ -208,7 +218,7 @@ impl Pacer {
 
 /// Sets the socket's `SO_MAX_PACING_RATE` to `rate` bytes per second ([`UNLIMITED`]: none).
 #[cfg(target_os = "linux")]
-pub fn set_max_pacing_rate(socket: &impl std::os::fd::AsFd, rate: u64) -> io::Result<()> {
+pub fn set_max_pacing_rate(socket: &impl PacedSocket, rate: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // The kernel takes an unsigned int (and, since 4.20, an unsigned long); ~0U means
     // unlimited. Rates above 4 GiB/s are as good as unlimited for one connection.
@@ -234,7 +244,7 @@ pub fn set_max_pacing_rate(socket: &impl std::os::fd::AsFd, rate: u64) -> io::Re
 /// Elsewhere the kernel cannot pace a socket: a no-op, so the flags are accepted and responses
 /// go at full speed.
 #[cfg(not(target_os = "linux"))]
-pub fn set_max_pacing_rate(_socket: &impl std::os::fd::AsFd, _rate: u64) -> io::Result<()> {
+pub fn set_max_pacing_rate(_socket: &impl PacedSocket, _rate: u64) -> io::Result<()> {
     Ok(())
 }
 

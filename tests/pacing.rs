@@ -63,6 +63,31 @@ fn limit_rate_after_sends_the_first_bytes_at_full_speed_then_the_rate() {
     assert_eq!(server.stats()["bytes_paced"], len - MIB);
 }
 
+/// Over HTTPS the TLS records go out through the same socket, so the kernel paces them too.
+#[test]
+fn limit_rate_paces_https_too() {
+    if !cfg!(target_os = "linux") || !require("curl") {
+        return;
+    }
+    let Some(cert) = TestCert::new() else { return };
+    let root = TestRoot::new();
+    let len: u64 = 8_000_000;
+    root.file("movie/big.mp4", &pattern(len as usize, 7));
+    let server = TestServer::start_https(
+        root.path(),
+        &cert,
+        &["--limit-rate", "2m", "--limit-rate-after", "1m"],
+    );
+    let (took, size) = timed_download(&server.url("/movie/big.mp4"), &["-k", "--http1.1"]);
+    assert_eq!(size, len);
+    // TLS adds a few percent of record overhead on the wire, inside the tolerance.
+    let expected = Duration::from_secs_f64((len - MIB) as f64 / (2 * MIB) as f64);
+    assert_within_20_percent(took, expected, "8 MB over HTTPS at 2 MiB/s after 1 MiB");
+    let stats = external::curl(&["-k", &server.url("/_reelserve/stats")]).expect_success("stats");
+    let stats = parse_flat_json_numbers(&stats.stdout_text());
+    assert_eq!(stats["bytes_paced"], len - MIB);
+}
+
 #[test]
 fn without_pacing_flags_nothing_is_paced() {
     if !require("curl") {
