@@ -41,10 +41,10 @@ fn main() -> ExitCode {
     // Name every movie browsers cannot start playing until they have fetched its end, with
     // the fix. Probing reads only box headers and each `moov`, but may touch many files: off
     // the start-up path, on a thread of its own.
-    let movie_dir = server.root().join(reelserve::pages::MOVIE_DIR);
+    let root = server.root().to_path_buf();
     let _ = std::thread::Builder::new()
         .name("faststart-check".into())
-        .spawn(move || reelserve::media::warn_about_slow_starts(&movie_dir));
+        .spawn(move || reelserve::media::warn_about_slow_starts(&root));
     match server.run(shutdown_signal()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::body::FileKey;
+use crate::resolve::{open_beneath, Opened, Root};
 
 /// Largest `moov` box read. A two-hour H.264 movie has a `moov` of a few MiB; one larger than
 /// this is refused (its movie is reported as unknown) rather than read.
@@ -263,15 +264,14 @@ pub async fn bitrate_of(
         .bitrate
 }
 
-/// Opens and probes the file at `path` (cached). `None` if it is not a movie container or
-/// cannot be opened. Blocking.
-pub fn probe_path(path: &Path) -> Option<MediaInfo> {
-    let container = Container::from_path(path)?;
-    let file = File::open(path).ok()?;
-    let metadata = file.metadata().ok()?;
-    if !metadata.is_file() {
+/// Opens the file at `relative` under `root` as requests open files (never leaving the root,
+/// symlinks included; see [`crate::resolve::open_beneath`]) and probes it (cached). `None` if
+/// it is not a movie container or cannot be opened there. Blocking.
+pub fn probe_beneath(root: &Root, relative: &Path) -> Option<MediaInfo> {
+    let container = Container::from_path(relative)?;
+    let Ok(Opened::File { file, metadata, .. }) = open_beneath(root, relative) else {
         return None;
-    }
+    };
     Some(probe_cached(
         &file,
         FileKey::from_metadata(&metadata),
@@ -283,10 +283,12 @@ pub fn probe_path(path: &Path) -> Option<MediaInfo> {
 /// The command that makes an MP4 faststart without re-encoding.
 pub const FASTSTART_FIX: &str = "ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4";
 
-/// Logs a warning for every MP4 in `directory` whose `moov` comes after `mdat`, with the fix.
-/// Returns their names. Blocking (probes every movie once; the results stay cached).
-pub fn warn_about_slow_starts(directory: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(directory) else {
+/// Logs a warning for every MP4 in `<root>/movie/` whose `moov` comes after `mdat`, with the
+/// fix. Returns their names. Blocking (probes every movie once; the results stay cached).
+pub fn warn_about_slow_starts(root: &Path) -> Vec<String> {
+    let directory = Path::new(crate::pages::MOVIE_DIR);
+    let (Ok(root), Ok(entries)) = (Root::open(root), std::fs::read_dir(root.join(directory)))
+    else {
         return Vec::new();
     };
     let mut names: Vec<String> = entries
@@ -294,7 +296,8 @@ pub fn warn_about_slow_starts(directory: &Path) -> Vec<String> {
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| !name.starts_with('.'))
         .filter(|name| {
-            probe_path(&directory.join(name)).is_some_and(|info| info.is_known_slow_start())
+            probe_beneath(&root, &directory.join(name))
+                .is_some_and(|info| info.is_known_slow_start())
         })
         .collect();
     names.sort();

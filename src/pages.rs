@@ -106,6 +106,7 @@ fn movie_dir_url(file: &str) -> String {
 /// it in `<root>/movie/`. Blocking.
 pub fn describe_movies(root: &Path, movies: &mut [Movie]) {
     let directory = root.join(MOVIE_DIR);
+    let root_dir = crate::resolve::Root::open(root).ok();
     let mut neighbours: Vec<String> = std::fs::read_dir(&directory)
         .map(|entries| {
             entries
@@ -117,7 +118,10 @@ pub fn describe_movies(root: &Path, movies: &mut [Movie]) {
         .unwrap_or_default();
     neighbours.sort();
     for movie in movies {
-        movie.media = media::probe_path(&directory.join(&movie.name)).unwrap_or_default();
+        movie.media = root_dir
+            .as_ref()
+            .and_then(|root| media::probe_beneath(root, &Path::new(MOVIE_DIR).join(&movie.name)))
+            .unwrap_or_default();
         let stem = Path::new(&movie.name)
             .file_stem()
             .and_then(OsStr::to_str)

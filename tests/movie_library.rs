@@ -263,3 +263,22 @@ fn subtitles_and_posters_beside_a_movie_are_listed_and_served_with_their_types()
         Some("image/jpeg")
     );
 }
+
+/// A movie symlinked from outside the root is not served, so its metadata is not read either:
+/// the probe opens files the way requests do, beneath the root.
+#[test]
+fn a_symlink_out_of_the_root_is_not_probed() {
+    let seed = external::repo().join("fuzz/corpus/media/seed-faststart.mp4");
+    let outside = TestRoot::new();
+    let target = outside.file("film.mp4", &std::fs::read(seed).unwrap());
+    let root = TestRoot::new();
+    root.file("movie/inside.mp4", &std::fs::read(&target).unwrap());
+    std::os::unix::fs::symlink(&target, root.path().join("movie/outside.mp4")).unwrap();
+
+    let server = TestServer::start(root.path(), &[]);
+    let listed = movies(&server);
+    assert_eq!(movie(&listed, "inside.mp4")["video_codec"], "h264");
+    assert_eq!(movie(&listed, "outside.mp4")["video_codec"], Value::Null);
+    assert_eq!(movie(&listed, "outside.mp4")["duration_s"], Value::Null);
+    assert_eq!(server.get("/movie/outside.mp4", &[]).status, 404);
+}
