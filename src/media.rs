@@ -840,6 +840,39 @@ mod tests {
         assert_eq!(read("seed-huge-64bit-moov"), MediaInfo::unknown());
     }
 
+    fn seed(name: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/media")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+        /// Real files, damaged: bytes overwritten and the end cut off. The parsers must answer
+        /// (known or not), never panic (`try_probe` does not catch panics).
+        #[test]
+        fn damaged_real_files_never_panic(
+            which in 0usize..3,
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..16),
+            keep in 0.0f64..=1.0,
+        ) {
+            let names = ["seed-faststart.mp4", "seed-moov-last.mp4", "seed-vp9-opus.webm"];
+            let mut bytes = seed(names[which]);
+            for (at, value) in edits {
+                let len = bytes.len();
+                bytes[at % len] = value;
+            }
+            bytes.truncate((bytes.len() as f64 * keep) as usize);
+            for container in [Container::Mp4, Container::Matroska] {
+                let _ = try_probe(&bytes[..], bytes.len() as u64, container);
+            }
+        }
+    }
+
     #[test]
     fn containers_by_extension() {
         assert_eq!(
