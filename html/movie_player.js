@@ -14,6 +14,10 @@
   var stats = document.getElementById("stats");
   var statsList = document.getElementById("stats-list");
   var statsUpdated = document.getElementById("stats-updated");
+  var movieInfo = document.getElementById("movie-info");
+  var faststartWarning = document.getElementById("faststart-warning");
+  /* What /_reelserve/movies says about each movie, by URL. */
+  var moviesByUrl = {};
 
   var STATS_FIELDS = [
     ["requests", "Requests", "count"],
@@ -23,7 +27,8 @@
     ["bytes_sendfile", "via sendfile", "bytes"],
     ["bytes_writev_mapped", "via writev (mmap)", "bytes"],
     ["bytes_copied", "copied", "bytes"],
-    ["sendfile_calls", "sendfile calls", "count"]
+    ["sendfile_calls", "sendfile calls", "count"],
+    ["bytes_paced", "paced", "bytes"]
   ];
 
   function setStatus(text, isError) {
@@ -102,6 +107,41 @@
 
   /* ---- movie list ---- */
 
+  /* "3:05 · 1920×1080 · h264/aac · 4.1 Mbit/s" from what the server knows (unknown: left out). */
+  function describe(m) {
+    var parts = [];
+    if (typeof m.duration_s === "number") parts.push(fmtTime(m.duration_s));
+    if (typeof m.width === "number" && typeof m.height === "number") parts.push(m.width + "×" + m.height);
+    var codecs = [m.video_codec, m.audio_codec].filter(function (c) { return typeof c === "string"; });
+    if (codecs.length) parts.push(codecs.join("/"));
+    if (typeof m.bitrate === "number") parts.push((m.bitrate / 1e6).toFixed(1) + " Mbit/s");
+    return parts.join(" · ");
+  }
+
+  /* Poster, subtitle tracks, the description and the faststart warning of the movie at `url`. */
+  function applyMovie(url) {
+    var m = moviesByUrl[url] || null;
+    player.querySelectorAll("track").forEach(function (t) { t.remove(); });
+    if (m && typeof m.poster === "string" && m.poster.charAt(0) === "/") {
+      player.setAttribute("poster", m.poster);
+    } else {
+      player.removeAttribute("poster");
+    }
+    var subtitles = m && Array.isArray(m.subtitles) ? m.subtitles : [];
+    subtitles.forEach(function (s, i) {
+      if (!s || typeof s.url !== "string" || s.url.charAt(0) !== "/") return;
+      var track = document.createElement("track");
+      track.kind = "subtitles";
+      track.src = s.url;
+      track.label = typeof s.label === "string" ? s.label : "Subtitles";
+      if (typeof s.lang === "string") track.srclang = s.lang;
+      if (i === 0) track.default = true;
+      player.appendChild(track);
+    });
+    movieInfo.textContent = m ? describe(m) : "";
+    faststartWarning.hidden = !(m && m.faststart === false);
+  }
+
   function select(url, autoplay) {
     list.querySelectorAll("button[data-url]").forEach(function (btn) {
       btn.setAttribute("aria-pressed", btn.getAttribute("data-url") === url ? "true" : "false");
@@ -109,6 +149,7 @@
     if (player.getAttribute("src") !== url) {
       var wasPlaying = !player.paused;
       setStatus("Loading " + url + "…");
+      applyMovie(url);
       player.setAttribute("src", url);
       player.load();
       if (wasPlaying || autoplay) {
@@ -121,8 +162,10 @@
   function renderMovies(data) {
     var movies = (data && Array.isArray(data.movies)) ? data.movies : [];
     list.textContent = "";
+    moviesByUrl = {};
     movies.forEach(function (m) {
       if (!m || typeof m.url !== "string" || m.url.charAt(0) !== "/") return;
+      moviesByUrl[m.url] = m;
       var li = document.createElement("li");
       var btn = document.createElement("button");
       btn.type = "button";
@@ -131,6 +174,10 @@
       var name = document.createElement("span");
       name.className = "name";
       name.textContent = typeof m.name === "string" && m.name ? m.name : m.url;
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = describe(m) + (m.faststart === false ? " · not faststart" : "");
+      name.appendChild(meta);
       var size = document.createElement("span");
       size.className = "size";
       size.textContent = humanSize(m.size);
@@ -152,6 +199,7 @@
       select(def, false);
     } else {
       select(player.getAttribute("src"), false);
+      applyMovie(player.getAttribute("src"));
     }
   }
 

@@ -135,6 +135,30 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_PER_CORE")]
     pub per_core: bool,
 
+    /// Send each response's bytes after --limit-rate-after at most this fast, in bytes per
+    /// second (nginx's limit_rate; per connection; sizes like 500k or 2m). Uses the kernel's
+    /// TCP pacing (Linux; elsewhere the flag is accepted and does nothing).
+    #[arg(long, env = "REELSERVE_LIMIT_RATE", value_name = "RATE",
+          value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+
+    /// Bytes of each response sent at full speed before --limit-rate applies (nginx's
+    /// limit_rate_after; sizes like 1m).
+    #[arg(long, env = "REELSERVE_LIMIT_RATE_AFTER", value_name = "SIZE", default_value = "0",
+          value_parser = crate::pacing::parse_size)]
+    pub limit_rate_after: u64,
+
+    /// Pace movies whose bitrate is known at FACTOR x their bitrate, after --pace-burst seconds
+    /// of play time at full speed; every response (a seek too) starts a new burst. For those
+    /// movies it wins over --limit-rate.
+    #[arg(long, env = "REELSERVE_PACE", value_name = "FACTOR", value_parser = parse_factor)]
+    pub pace: Option<f64>,
+
+    /// Seconds of play time each movie response sends at full speed before --pace applies.
+    #[arg(long, env = "REELSERVE_PACE_BURST", value_name = "SECS", default_value = "30",
+          value_parser = parse_seconds)]
+    pub pace_burst: Duration,
+
     /// PEM certificate chain (leaf first). With --tls-key, the server speaks HTTPS (HTTP/2 and
     /// HTTP/1.1 by ALPN, TLS 1.2 and 1.3) instead of plain HTTP. scripts/make-cert.sh makes a
     /// self-signed pair for local use.
@@ -252,6 +276,23 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
         .parse(text)
         .map_err(|error| format!("not a log filter ({error}); {what_to_do}"))?;
     Ok(text.to_owned())
+}
+
+fn parse_rate(text: &str) -> Result<u64, String> {
+    match crate::pacing::parse_size(text)? {
+        0 => Err(format!("`{text}`: a rate must be more than 0")),
+        rate => Ok(rate),
+    }
+}
+
+fn parse_factor(text: &str) -> Result<f64, String> {
+    let factor: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number (a multiple of the bitrate, e.g. 1.5)"))?;
+    if !(0.1..=1000.0).contains(&factor) {
+        return Err(format!("`{text}` must be between 0.1 and 1000"));
+    }
+    Ok(factor)
 }
 
 #[cfg(test)]
@@ -411,6 +452,31 @@ mod tests {
             AccessLogTarget::File(PathBuf::from("/var/log/reel.log"))
         );
         assert!(parse(&["--access-log", ""]).is_err());
+    }
+
+    #[test]
+    fn pacing_flags_take_nginx_sizes_and_are_off_by_default() {
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(crate::pacing::PacingConfig::from_config(&config), None);
+        let config = Config::try_parse_from([
+            "reelserve",
+            "--limit-rate",
+            "2m",
+            "--limit-rate-after",
+            "1m",
+            "--pace",
+            "1.5",
+            "--pace-burst",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(config.limit_rate, Some(2 << 20));
+        assert_eq!(config.limit_rate_after, 1 << 20);
+        assert_eq!(config.pace, Some(1.5));
+        assert_eq!(config.pace_burst, Duration::from_secs(10));
+        assert!(Config::try_parse_from(["reelserve", "--limit-rate", "0"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--pace", "0"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "--limit-rate-after", "1q"]).is_err());
     }
 
     #[test]

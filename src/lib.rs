@@ -27,6 +27,8 @@
 //! | [`log_sink`] | the bounded, lossy, non-blocking buffer every log line goes through |
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
 //! | [`config`] | the command line, which is the configuration |
+//! | [`media`] | movie metadata (duration, size, codecs, bitrate, faststart), bounded and cached |
+//! | [`pacing`] | `--limit-rate`, `--pace`: kernel TCP pacing (`SO_MAX_PACING_RATE`) per response |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`library`] | the movie index, cached and revalidated by the movie directory's mtime |
 //! | [`stats`] | counters that show which path bytes took |
@@ -40,6 +42,8 @@ pub mod config;
 pub mod error;
 pub mod library;
 pub mod log_sink;
+pub mod media;
+pub mod pacing;
 pub mod pages;
 pub mod plan;
 pub mod range;

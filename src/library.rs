@@ -1,6 +1,6 @@
 //! The movie library: the list of `<root>/movie/` that `/video` and `/_reelserve/movies` use,
 //! scanned once and then revalidated by the directory's identity and modification time: one
-//! `stat` per request, and a rescan ([`pages::list_movies`]) only when the directory changed.
+//! `stat` per request, and a rescan ([`pages::scan_movies`]) only when the directory changed.
 //! With 10,000 movies every `/video` request (so every seek) used to read and `stat` them all.
 //!
 //! What it does not see: adding, removing or renaming a movie changes the directory's mtime;
@@ -107,7 +107,7 @@ impl MovieIndex {
         }
     }
 
-    /// The playable movies, sorted by name (see [`pages::list_movies`]). One `stat` of the
+    /// The playable movies, sorted by name (see [`pages::scan_movies`]). One `stat` of the
     /// directory when it has not changed since the last scan; a scan on the blocking pool when
     /// it has. No movie directory means no movies.
     pub async fn movies(&self) -> io::Result<Arc<[Movie]>> {
@@ -130,7 +130,8 @@ impl MovieIndex {
         let cached = Arc::clone(&self.cached);
         tokio::task::spawn_blocking(move || {
             let scanned_at = SystemTime::now();
-            let movies: Arc<[Movie]> = pages::list_movies(&root).into();
+            // Metadata, subtitles and posters too, probed once per version of each file.
+            let movies: Arc<[Movie]> = pages::scan_movies(&root).into();
             tracing::debug!(
                 movies = movies.len(),
                 root = %root.display(),
@@ -145,6 +146,27 @@ impl MovieIndex {
         })
         .await
         .map_err(io::Error::other)
+    }
+
+    /// Scans the movies (so the first requests find the index ready) and logs a warning, with
+    /// the fix, for every one browsers cannot start playing until they have fetched its end.
+    /// Returns their names.
+    pub async fn warn_about_slow_starts(&self) -> Vec<String> {
+        let movies = self.movies().await.unwrap_or_else(|_| Arc::from([]));
+        let slow: Vec<String> = movies
+            .iter()
+            .filter(|movie| movie.media.is_known_slow_start())
+            .map(|movie| movie.name.clone())
+            .collect();
+        for name in &slow {
+            tracing::warn!(
+                movie = %Path::new(pages::MOVIE_DIR).join(name).display(),
+                fix = crate::media::FASTSTART_FIX,
+                "movie is not faststart (its moov box follows mdat): browsers must fetch its end \
+                 before playing; rewrite it with the fix"
+            );
+        }
+        slow
     }
 
     /// The path under the root of the movie `/video` plays (see [`pages::default_movie`]).

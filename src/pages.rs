@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
+use crate::media::{self, MediaInfo};
 use crate::representation::content_type_for;
 
 /// Where the player page lives under the root (and is served from, at `/` too).
@@ -143,48 +144,165 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b']')
     .add(b'\'');
 
+/// Poster image extensions, in order of preference.
+pub const POSTER_EXTENSIONS: &[&str] = &["jpg", "png", "webp"];
+
 /// One playable file in the movie directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Movie {
     /// File name.
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// Duration, picture size, codecs, bitrate, faststart (see [`scan_movies`]).
+    pub media: MediaInfo,
+    /// Subtitle files beside the movie, sorted by file name.
+    pub subtitles: Vec<Subtitles>,
+    /// File name of the poster image beside the movie.
+    pub poster: Option<String>,
 }
 
 impl Movie {
     /// Absolute URL of the movie.
     pub fn url(&self) -> String {
-        format!("/{MOVIE_DIR}/{}", utf8_percent_encode(&self.name, SEGMENT))
+        movie_dir_url(&self.name)
+    }
+
+    /// Absolute URL of the poster image.
+    pub fn poster_url(&self) -> Option<String> {
+        self.poster.as_deref().map(movie_dir_url)
     }
 }
 
-/// The playable files in `<root>/movie/`, sorted by name. Hidden files and names that are not
-/// UTF-8 are left out. Blocking, and reads and `stat`s the whole directory: requests go through
-/// the cached [`crate::library::MovieIndex`].
-pub fn list_movies(root: &Path) -> Vec<Movie> {
-    let Ok(entries) = std::fs::read_dir(root.join(MOVIE_DIR)) else {
-        return Vec::new();
+/// A WebVTT file beside a movie: `NAME.vtt`, or `NAME.LANG.vtt` for a language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subtitles {
+    /// File name.
+    pub file: String,
+    /// The `LANG` of `NAME.LANG.vtt` (a BCP 47 tag such as `en` or `pt-BR`, as the file says).
+    pub lang: Option<String>,
+}
+
+impl Subtitles {
+    /// Absolute URL of the file.
+    pub fn url(&self) -> String {
+        movie_dir_url(&self.file)
+    }
+
+    /// What the player's track menu shows: the language, else "Subtitles".
+    pub fn label(&self) -> &str {
+        self.lang.as_deref().unwrap_or("Subtitles")
+    }
+}
+
+fn movie_dir_url(file: &str) -> String {
+    format!("/{MOVIE_DIR}/{}", utf8_percent_encode(file, SEGMENT))
+}
+
+/// The playable files in `<root>/movie/`, sorted by name, with their metadata (probed once per
+/// version of the file, see [`media::probe_cached`]), subtitles and posters, from one read of
+/// the directory. Hidden files and names that are not UTF-8 are left out. Blocking, and reads
+/// and `stat`s the whole directory: requests go through the cached
+/// [`crate::library::MovieIndex`].
+pub fn scan_movies(root: &Path) -> Vec<Movie> {
+    let names = movie_dir_names(root);
+    let mut movies = movies_among(root, &names);
+    describe_movies_among(root, &names, &mut movies);
+    movies
+}
+
+/// The visible UTF-8 names in `<root>/movie/`, sorted (none if it cannot be read).
+fn movie_dir_names(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join(MOVIE_DIR))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .filter(|name| !name.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Fills in the metadata, subtitles and poster of each of `movies`, whose neighbours in `<root>/movie/`
+/// are `neighbours` (sorted).
+fn describe_movies_among(root: &Path, neighbours: &[String], movies: &mut [Movie]) {
+    let root_dir = crate::resolve::Root::open(root).ok();
+    for movie in movies {
+        movie.media = root_dir
+            .as_ref()
+            .and_then(|root| media::probe_beneath(root, &Path::new(MOVIE_DIR).join(&movie.name)))
+            .unwrap_or_default();
+        let stem = Path::new(&movie.name)
+            .file_stem()
+            .and_then(OsStr::to_str)
+            .unwrap_or(&movie.name);
+        movie.subtitles = neighbours
+            .iter()
+            .filter_map(|file| subtitles_for(stem, file))
+            .collect();
+        movie.poster = POSTER_EXTENSIONS.iter().find_map(|extension| {
+            neighbours
+                .iter()
+                .find(|file| {
+                    file.strip_prefix(stem)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
+                })
+                .cloned()
+        });
+    }
+}
+
+/// `file` as subtitles of the movie named `stem`: `stem.vtt` or `stem.LANG.vtt`.
+fn subtitles_for(stem: &str, file: &str) -> Option<Subtitles> {
+    let rest = file.strip_prefix(stem)?.strip_prefix('.')?;
+    let (lang, extension) = match rest.rsplit_once('.') {
+        Some((lang, extension)) => (Some(lang), extension),
+        None => (None, rest),
     };
-    let mut movies: Vec<Movie> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let extension = Path::new(&name).extension()?.to_str()?.to_ascii_lowercase();
-            if name.starts_with('.') || !MOVIE_EXTENSIONS.contains(&extension.as_str()) {
+    if !extension.eq_ignore_ascii_case("vtt") {
+        return None;
+    }
+    let lang = match lang {
+        None => None,
+        Some(lang)
+            if !lang.is_empty()
+                && lang.len() <= 35
+                && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            Some(lang.to_string())
+        }
+        Some(_) => return None,
+    };
+    Some(Subtitles {
+        file: file.to_string(),
+        lang,
+    })
+}
+
+/// The playable files among `names` (sorted) in `<root>/movie/`, in the same order.
+fn movies_among(root: &Path, names: &[String]) -> Vec<Movie> {
+    let directory = root.join(MOVIE_DIR);
+    names
+        .iter()
+        .filter_map(|name| {
+            let extension = Path::new(name).extension()?.to_str()?.to_ascii_lowercase();
+            if !MOVIE_EXTENSIONS.contains(&extension.as_str()) {
                 return None;
             }
             // Follows symlinks: a linked movie is as good as a copied one (and is still checked
             // against the root when it is requested).
-            let metadata = std::fs::metadata(entry.path()).ok()?;
-            metadata.is_file().then_some(Movie {
-                name,
+            let metadata = std::fs::metadata(directory.join(name)).ok()?;
+            metadata.is_file().then(|| Movie {
+                name: name.clone(),
                 size: metadata.len(),
+                ..Movie::default()
             })
         })
-        .collect();
-    movies.sort_by(|a, b| a.name.cmp(&b.name));
-    movies
+        .collect()
 }
 
 /// The movie `/video` plays: `big.mp4` if present, else the sample, else the first one.
@@ -210,15 +328,57 @@ pub fn movies_json(movies: &[Movie], mode: &str) -> String {
         }
         let _ = write!(
             json,
-            "{{\"name\":{},\"url\":{},\"size\":{},\"type\":{}}}",
+            "{{\"name\":{},\"url\":{},\"size\":{},\"type\":{},",
             json_string(&movie.name),
             json_string(&movie.url()),
             movie.size,
             json_string(&content_type_for(Path::new(&movie.name)))
         );
+        write_media_fields(&mut json, movie);
+        json.push('}');
     }
     json.push_str("]}");
     json
+}
+
+/// `"duration_s":…,"width":…,…,"subtitles":[…],"poster":…` for one movie (null when unknown).
+fn write_media_fields(json: &mut String, movie: &Movie) {
+    let info = &movie.media;
+    let number = |n: Option<u64>| n.map_or_else(|| "null".to_string(), |n| n.to_string());
+    let string = |s: Option<&str>| s.map_or_else(|| "null".to_string(), json_string);
+    let duration = info
+        .duration
+        .map_or_else(|| "null".to_string(), |d| format!("{:.3}", d.as_secs_f64()));
+    let faststart = info
+        .faststart
+        .map_or_else(|| "null".to_string(), |f| f.to_string());
+    let _ = write!(
+        json,
+        "\"duration_s\":{duration},\"width\":{},\"height\":{},\"video_codec\":{},\
+         \"audio_codec\":{},\"bitrate\":{},\"faststart\":{faststart},\"subtitles\":[",
+        number(info.width.map(u64::from)),
+        number(info.height.map(u64::from)),
+        string(info.video_codec.as_deref()),
+        string(info.audio_codec.as_deref()),
+        number(info.bitrate),
+    );
+    for (i, subtitles) in movie.subtitles.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        let _ = write!(
+            json,
+            "{{\"url\":{},\"lang\":{},\"label\":{}}}",
+            json_string(&subtitles.url()),
+            string(subtitles.lang.as_deref()),
+            json_string(subtitles.label()),
+        );
+    }
+    let _ = write!(
+        json,
+        "],\"poster\":{}",
+        string(movie.poster_url().as_deref())
+    );
 }
 
 /// A JSON string literal.
@@ -478,6 +638,7 @@ mod tests {
         Movie {
             name: name.into(),
             size: 1,
+            ..Movie::default()
         }
     }
 
@@ -501,11 +662,52 @@ mod tests {
         let json = movies_json(&[movie("a\"<b>.mp4")], "sendfile");
         assert_eq!(
             json,
-            "{\"mode\":\"sendfile\",\"default\":\"/movie/a%22%3Cb%3E.mp4\",\"movies\":[{\"name\":\"a\\\"\\u003cb\\u003e.mp4\",\"url\":\"/movie/a%22%3Cb%3E.mp4\",\"size\":1,\"type\":\"video/mp4\"}]}"
+            "{\"mode\":\"sendfile\",\"default\":\"/movie/a%22%3Cb%3E.mp4\",\"movies\":[{\"name\":\"a\\\"\\u003cb\\u003e.mp4\",\"url\":\"/movie/a%22%3Cb%3E.mp4\",\"size\":1,\"type\":\"video/mp4\",\"duration_s\":null,\"width\":null,\"height\":null,\"video_codec\":null,\"audio_codec\":null,\"bitrate\":null,\"faststart\":null,\"subtitles\":[],\"poster\":null}]}"
         );
         assert_eq!(
             movies_json(&[], "mmap"),
             "{\"mode\":\"mmap\",\"default\":null,\"movies\":[]}"
+        );
+    }
+
+    #[test]
+    fn subtitles_are_name_vtt_or_name_lang_vtt() {
+        let lang = |file: &str| subtitles_for("film", file).map(|s| s.lang);
+        assert_eq!(lang("film.vtt"), Some(None));
+        assert_eq!(lang("film.en.vtt"), Some(Some("en".into())));
+        assert_eq!(lang("film.pt-BR.VTT"), Some(Some("pt-BR".into())));
+        assert_eq!(lang("film.en.srt"), None);
+        assert_eq!(lang("filmography.vtt"), None);
+        assert_eq!(lang("film..vtt"), None);
+        assert_eq!(lang("film.a.b.vtt"), None);
+    }
+
+    #[test]
+    fn movies_json_lists_media_subtitles_and_poster() {
+        let mut film = movie("film.mp4");
+        film.media = MediaInfo {
+            duration: Some(std::time::Duration::from_millis(3008)),
+            width: Some(320),
+            height: Some(240),
+            video_codec: Some("h264".into()),
+            audio_codec: Some("aac".into()),
+            bitrate: Some(241_000),
+            faststart: Some(false),
+        };
+        film.subtitles = vec![Subtitles {
+            file: "film.en.vtt".into(),
+            lang: Some("en".into()),
+        }];
+        film.poster = Some("film.jpg".into());
+        let json = movies_json(&[film], "sendfile");
+        assert!(
+            json.contains(
+                "\"duration_s\":3.008,\"width\":320,\"height\":240,\"video_codec\":\"h264\",\
+             \"audio_codec\":\"aac\",\"bitrate\":241000,\"faststart\":false,\
+             \"subtitles\":[{\"url\":\"/movie/film.en.vtt\",\"lang\":\"en\",\"label\":\"en\"}],\
+             \"poster\":\"/movie/film.jpg\"}"
+            ),
+            "{json}"
         );
     }
 

@@ -119,6 +119,8 @@ pub fn content_type_for(path: &Path) -> String {
         Some("mkv") => Some("video/x-matroska"),
         Some("mov") => Some("video/quicktime"),
         Some("html" | "htm") => Some("text/html; charset=utf-8"),
+        // WebVTT (subtitles): browsers ignore a <track> served with another type.
+        Some("vtt") => Some("text/vtt; charset=utf-8"),
         _ => None,
     };
     if let Some(known) = known {
@@ -149,6 +151,11 @@ mod tests {
             ("a.MP4", "video/mp4"),
             ("a.webm", "video/webm"),
             ("a.m4v", "video/mp4"),
+            ("a.mov", "video/quicktime"),
+            ("a.mkv", "video/x-matroska"),
+            ("a.en.vtt", "text/vtt; charset=utf-8"),
+            ("poster.webp", "image/webp"),
+            ("poster.jpg", "image/jpeg"),
             ("html/movie_player.html", "text/html; charset=utf-8"),
             ("style.css", "text/css; charset=utf-8"),
             ("notes.txt", "text/plain; charset=utf-8"),

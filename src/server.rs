@@ -285,6 +285,12 @@ impl Server {
         let control = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Name every movie browsers cannot start playing until they have fetched its end, with
+        // the fix; the scan also fills the movie index before the first request needs it.
+        let startup_state = Arc::clone(&state);
+        control.spawn(async move {
+            startup_state.movies.warn_about_slow_starts().await;
+        });
         match scheduler {
             Scheduler::PerCore(_) => {
                 let mut loops = Vec::with_capacity(listeners.len());

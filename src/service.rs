@@ -18,8 +18,11 @@ use crate::access_log::RequestSummary;
 use crate::body::{BufferBudget, FileStrategy, ResponseBody};
 use crate::conditional::MethodKind;
 use crate::error::ServeError;
+use crate::media;
+use crate::pacing::{Pacer, PacingConfig};
 use crate::plan::{self, CachePolicy};
 use crate::render::{self, FileSending};
+use crate::representation::{Content, Representation};
 use crate::route::{self, Resource};
 use crate::state::ServerState;
 use crate::stats::ServerStats;
@@ -147,8 +150,38 @@ impl ConnService {
                     SystemTime::now(),
                     new_boundary,
                 )?;
-                render::render(plan, &representation, &self.sending).await
+                let mut response = render::render(plan, &representation, &self.sending).await?;
+                if !response.body().is_empty() {
+                    self.pace(response.body_mut(), &representation).await;
+                }
+                Ok(response)
             }
+        }
+    }
+}
+
+impl ConnService {
+    /// Paces `body` if `--limit-rate` or `--pace` asks for it (see [`crate::pacing`]); with
+    /// `--pace` a movie's bitrate is probed once per version of the file, off the event loop.
+    async fn pace(&self, body: &mut ResponseBody, representation: &Representation) {
+        let Some(pacing) = PacingConfig::from_config(&self.state.config) else {
+            return;
+        };
+        let bitrate = match (&representation.content, representation.file_key) {
+            (Content::File(file), Some(key)) if pacing.wants_bitrate() => {
+                media::bitrate_of(
+                    Arc::clone(file),
+                    key,
+                    representation.len,
+                    &representation.content_type,
+                )
+                .await
+            }
+            _ => None,
+        };
+        if let Some(plan) = pacing.plan(bitrate) {
+            let stats = Arc::clone(&self.state.stats);
+            body.pace(Pacer::new(plan, Arc::clone(&self.conn), stats));
         }
     }
 }

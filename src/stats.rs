@@ -29,6 +29,8 @@ pub struct ServerStats {
     pub truncated_sends: AtomicU64,
     /// File chunks read on the async worker because they were in the page cache (HTTPS).
     pub chunks_read_in_place: AtomicU64,
+    /// Body bytes written after a response's pacing threshold (`--limit-rate`, `--pace`).
+    pub bytes_paced: AtomicU64,
     /// File chunks read on the blocking pool (`chunked` mode; HTTPS when not cached).
     pub chunks_read_on_pool: AtomicU64,
     /// HTTP/2 streams reset because they made no progress for the send timeout.
@@ -53,7 +55,7 @@ impl ServerStats {
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
                 "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
-                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},",
+                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},\"bytes_paced\":{},",
                 "\"access_log_lines\":{},\"access_log_dropped\":{}}}"
             ),
             mode,
@@ -71,6 +73,7 @@ impl ServerStats {
             get(&self.chunks_read_on_pool),
             get(&self.stalled_streams_reset),
             get(&self.idle_connections_evicted),
+            get(&self.bytes_paced),
             crate::access_log::lines_written(),
             crate::access_log::lines_dropped(),
         )

@@ -55,7 +55,7 @@ pub struct FileSpan {
 /// What identifies one version of a file: a mapping made for one key serves every response
 /// with the same key. A file rewritten in place changes length or mtime; a replaced file
 /// changes inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileKey {
     dev: u64,
     ino: u64,

@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use budget::{BufferBudget, BufferPermit, ServerBudget};
 pub use mapped::{FileKey, FileSpan, MappedChunk, MappedRegistry};
 
+use crate::pacing::Pacer;
 use crate::stats::ServerStats;
 
 /// A piece of a response body.
@@ -307,7 +308,10 @@ impl Buf for BodyChunk {
             ChunkData::Copied(b) => b.advance(cnt),
             ChunkData::Mapped(m) => m.advance(cnt),
         }
-        self.progress.sent.fetch_add(cnt as u64, Ordering::Relaxed);
+        let before = self.progress.sent.fetch_add(cnt as u64, Ordering::Relaxed);
+        if let Some(pacer) = &self.progress.pacer {
+            pacer.on_sent(before, before + cnt as u64);
+        }
     }
 }
 
@@ -323,6 +327,8 @@ pub struct ResponseProgress {
     sent: AtomicU64,
     failed: AtomicBool,
     on_finished: Mutex<Option<BodyFinished>>,
+    /// Paces the response once enough of it has been written (`--limit-rate`, `--pace`).
+    pacer: Option<Pacer>,
 }
 
 impl std::fmt::Debug for ResponseProgress {
@@ -406,6 +412,7 @@ impl ResponseBody {
                 sent: AtomicU64::new(0),
                 failed: AtomicBool::new(false),
                 on_finished: Mutex::new(None),
+                pacer: None,
             }),
         }
     }
@@ -428,6 +435,25 @@ impl ResponseBody {
             .on_finished
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(callback);
+    }
+
+    /// Paces this response with `pacer`: chunks are cut at its threshold, and the bytes
+    /// written report to it. Call before the body is first polled (later it has no effect).
+    pub fn pace(&mut self, pacer: Pacer) {
+        match Arc::get_mut(&mut self.progress) {
+            Some(progress) => progress.pacer = Some(pacer),
+            None => tracing::debug!("body already producing; not paced"),
+        }
+    }
+
+    /// The most bytes the next chunk may hold so it ends at the pacing threshold, if one is
+    /// ahead (then the rate applies from exactly that byte on the `sendfile` path).
+    fn pacing_cap(&self) -> Option<u64> {
+        let produced = self.progress.expected - self.remaining;
+        self.progress
+            .pacer
+            .as_ref()
+            .and_then(|pacer| pacer.chunk_limit(produced))
     }
 
     /// Hands `data` to hyper as the next chunk.
@@ -530,10 +556,15 @@ impl Body for ResponseBody {
                 };
                 return this.yield_read(bytes, buffer);
             }
+            let cap = this.pacing_cap();
             let Some(segment) = this.segments.front_mut() else {
                 return Poll::Ready(None);
             };
             match segment {
+                Segment::Bytes(bytes) if cap.is_some_and(|cap| cap < bytes.len() as u64) => {
+                    let head = bytes.split_to(cap.unwrap_or(0) as usize);
+                    return this.yield_chunk(ChunkData::Copied(head), None);
+                }
                 Segment::Bytes(_) => {
                     let Some(Segment::Bytes(bytes)) = this.segments.pop_front() else {
                         unreachable!("front segment was checked to be bytes");
@@ -550,7 +581,7 @@ impl Body for ResponseBody {
                     let file = &source.file;
                     let (chunk_size, cached_inline) = match source.strategy {
                         FileStrategy::Mapped { window, sendfile } => {
-                            let n = (*len).min(window as u64) as usize;
+                            let n = (*len).min(window as u64).min(cap.unwrap_or(u64::MAX)) as usize;
                             let mapped = match source.key {
                                 // Only sendfile never touches the pages: there a kept whole-file
                                 // mapping costs address space only. mmap mode faults pages in,
@@ -581,7 +612,8 @@ impl Body for ResponseBody {
                         // over is read like a chunked one rather than refused.
                         FileStrategy::ReadAll => (MMAP_WINDOW, false),
                     };
-                    let (at, n) = (*offset, (*len).min(chunk_size as u64) as usize);
+                    let n = (*len).min(chunk_size as u64).min(cap.unwrap_or(u64::MAX)) as usize;
+                    let at = *offset;
                     let buffer = ready!(this.reserve_buffer(n, cx));
                     let Some(source) = &this.file else {
                         return this.fail(io::Error::other("file segment without a file"));

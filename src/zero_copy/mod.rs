@@ -41,6 +41,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::{file_shrank, FileStrategy, MappedRegistry};
+use crate::pacing::{AppliedPacing, PacingRequest};
 use crate::stats::ServerStats;
 
 /// Whether this build can send with `sendfile(2)`.
@@ -75,6 +76,8 @@ pub struct ConnShared {
     evicted: AtomicBool,
     /// Wakes the connection's task while it is evictable.
     idle_waker: Mutex<Option<Waker>>,
+    /// The pacing rate the response being sent asks for (see [`crate::pacing`]).
+    pub pacing: PacingRequest,
 }
 
 impl ConnShared {
@@ -82,6 +85,8 @@ impl ConnShared {
     /// flight (no header or idle timeout) until the returned guard is dropped: when its response
     /// body is over, or when the request is abandoned (the handler's future is dropped).
     pub fn start_request(self: &Arc<Self>) -> InFlightRequest {
+        // Each response starts unpaced; its body asks for a rate when it crosses its threshold.
+        self.pacing.reset();
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.started.fetch_add(1, Ordering::AcqRel);
         InFlightRequest(Arc::clone(self))
@@ -164,6 +169,8 @@ pub struct ZeroCopyStream {
     /// Since when writes have made no progress.
     stalled_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
+    /// The pacing rate set on the socket now.
+    pacing: AppliedPacing,
 }
 
 impl ZeroCopyStream {
@@ -189,6 +196,7 @@ impl ZeroCopyStream {
             was_busy: false,
             stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + timeouts.header)),
+            pacing: AppliedPacing::default(),
         }
     }
 
@@ -433,6 +441,7 @@ impl Write for ZeroCopyStream {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.track_requests();
+        this.pacing.sync(this.io.inner(), &this.shared.pacing);
         let result = if this.use_sendfile {
             this.poll_write_zero_copy(cx, bufs)
         } else {
