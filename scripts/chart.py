@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """What does the comparison look like? Draws results/chart.svg from results/summary.json.
 
+scripts/bench.py calls draw() after every run. Run on its own:
 Usage: scripts/chart.py [SUMMARY_JSON [OUT_SVG]]   (defaults: results/summary.json, results/chart.svg)
 
 Two panels, hand-written SVG, Python 3 standard library only:
-  1. throughput per scenario: one small bar chart per scenario (each with its own MiB/s axis,
+  1. plain-HTTP throughput per scenario: one small bar chart per scenario (each with its own MiB/s axis,
      since a 1 GiB transfer and a 14 KB page differ by orders of magnitude), a bar per server,
      the loopback ceiling (iperf3, 4 streams like S1) as a dashed line where it fits;
   2. peak RSS against concurrent whole-file downloads for read-all, chunked and sendfile, on a
@@ -28,7 +29,12 @@ COLORS = {
     "reelserve-mmap": "#4a90d9",
     "reelserve-chunked": "#2ca089",
     "reelserve-read-all": "#8e5bb5",
+    "reelserve-sendfile-log": "#6f8fbf",
+    "reelserve-sendfile-per-core": "#0b2f66",
     "nginx": "#555555",
+    "nginx-log": "#999999",
+    "caddy": "#1f9e4a",
+    "static-web-server": "#b8860b",
     "node-readfile": "#d95f02",
     "node-stream": "#f0a030",
     "node-express-range": "#c7423b",
@@ -105,7 +111,7 @@ def color_of(server, index):
 
 
 def throughput_panel(svg, summary, x0, y0, width, height):
-    results = summary["results"]
+    results = [r for r in summary["results"] if r.get("protocol", "http") == "http"]
     scenarios = [s for s in summary["scenarios"] if any(r["scenario"] == s for r in results)]
     servers = [s for s in summary["servers"] if any(r["server"] == s for r in results)]
     svg.text(x0, y0 - 12, "Throughput per scenario — MiB/s, median (higher is better; each "
@@ -145,8 +151,8 @@ def throughput_panel(svg, summary, x0, y0, width, height):
                    f"{r['median']['requests_per_s']:,.0f} req/s, -c {r['connections']}")
             svg.rect(bx, plot_bottom - bh, bar_w, bh, color_of(server, servers.index(server)), tip)
             label = short(value)
-            if r["ratio_vs_nginx"] is not None and server != "nginx":
-                label += f" ({r['ratio_vs_nginx']:.2f}×)"
+            if r["ratio"] is not None:
+                label += f" ({r['ratio']:.2f}×)"
             svg.text(bx + bar_w / 2 + 3.5, plot_bottom - bh - 4, label, size=9.5, rotate=-90,
                      fill="#222")
         if show_ceiling:
@@ -157,7 +163,7 @@ def throughput_panel(svg, summary, x0, y0, width, height):
         svg.text(px + pw / 2, plot_bottom + 16, title, size=12, anchor="middle", weight="bold")
         ratio_by = "req/s" if summary["scenarios"][scenario]["ratio_metric"] == "requests_per_s" \
             else "MiB/s"
-        svg.text(px + pw / 2, plot_bottom + 30, f"wrk -c {conns}; ratio vs nginx by {ratio_by}",
+        svg.text(px + pw / 2, plot_bottom + 30, f"wrk -c {conns}; ratio by {ratio_by}",
                  size=10, anchor="middle", fill="#555")
     return servers
 
@@ -261,18 +267,15 @@ def memory_panel(svg, summary, x0, y0, width, height):
         svg.text(px + pw + 46, ly, mode, size=12)
 
 
-def main():
-    source = sys.argv[1] if len(sys.argv) > 1 else "results/summary.json"
-    target = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(source), "chart.svg")
-    with open(source) as f:
-        summary = json.load(f)
+def draw(summary):
+    """The chart of one summary.json, as SVG text."""
     machine, settings = summary["machine"], summary["settings"]
 
     svg = Svg(WIDTH, HEIGHT)
-    title = "reelserve vs nginx vs the tutorial's Node servers (loopback)"
+    title = "reelserve vs nginx, Caddy, static-web-server and Node (HTTP/1.1, loopback)"
     svg.text(24, 28, title, size=17, weight="bold")
     subtitle = (f"{machine['nproc']} cores, {machine['cpu_model']}, Linux {machine['kernel']} · "
-                f"median of {settings['runs']} × {settings['duration']} · "
+                f"median of {settings['runs']} × {settings['duration']} s · "
                 f"commit {machine['reelserve_commit']}")
     if settings["quick"] or settings["runs"] < 3:
         subtitle += " · SMOKE RUN, not a result"
@@ -281,9 +284,16 @@ def main():
     servers = throughput_panel(svg, summary, 24, 92, WIDTH - 48, 330)
     legend(svg, servers, loopback_ceiling(summary), 68, 448, WIDTH - 92)
     memory_panel(svg, summary, 24, 512, WIDTH - 48, 170)
+    return svg.render()
 
+
+def main():
+    source = sys.argv[1] if len(sys.argv) > 1 else "results/summary.json"
+    target = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(source), "chart.svg")
+    with open(source) as f:
+        summary = json.load(f)
     with open(target, "w") as f:
-        f.write(svg.render())
+        f.write(draw(summary))
     print(f"wrote {target}")
 
 
