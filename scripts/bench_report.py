@@ -364,12 +364,7 @@ def markdown(summary: dict) -> str:
             w(f"- {name}: {text}")
         w("")
 
-    if summary["notes"]:
-        w("## Notes: what was not run, and caps")
-        w("")
-        for n in summary["notes"]:
-            w(f"- **{n['server']} {n['scenario']}**: {n['note']}")
-        w("")
+    listed(w, "Notes: what was not run, and caps", summary["notes"], "note")
     w("Peak RSS of nginx is the sum over its master and worker processes (shared pages counted "
       "more than once). Server CPU is user+system time of the server's processes during the "
       "run, per GiB the client read (heads included); whole-machine CPU is every core's busy "
@@ -377,12 +372,7 @@ def markdown(summary: dict) -> str:
       f"only a mean. S2 over HTTP/2 repeats one range ({st['h2load_range']}): h2load cannot "
       "vary headers per request.")
     w("")
-    if summary["failures"]:
-        w("## Failures")
-        w("")
-        for f in summary["failures"]:
-            w(f"- **{f['server']} {f['scenario']}**: {f['error']}")
-        w("")
+    listed(w, "Failures", summary["failures"], "error")
     w("## Reproduce")
     w("")
     w("```sh")
@@ -393,6 +383,16 @@ def markdown(summary: dict) -> str:
     w("![throughput per scenario and peak RSS vs concurrency](chart.svg)")
     w("")
     return "\n".join(out)
+
+
+def listed(w, title, entries, text_key):
+    """A section of notes or failures, one bullet per server and scenario."""
+    if entries:
+        w(f"## {title}")
+        w("")
+        for e in entries:
+            w(f"- **{e['server']} {e['scenario']}**: {e[text_key]}")
+        w("")
 
 
 def detail(w, summary, rows, plabel):
