@@ -209,6 +209,7 @@ ACCESS_LOG_OFF = ("--log-level", "warn")
 REELSERVE_ARGV = ("{tool}", "--root", "{data}", "--addr", "127.0.0.1:{port}",
                   "--workers", "{workers}", "--shutdown-timeout", "2")
 REELSERVE_TLS = ("--tls-cert", "{cert}", "--tls-key", "{key}")
+# The modes that read a whole response into memory before sending it (the --help says so).
 HOLDS_WHOLE_RESPONSE_MODES = ("read-all",)
 
 
@@ -640,8 +641,9 @@ class Settings:
 
 class Bench:
     def __init__(self, settings: Settings, out: Path, work: Path, binary: str,
-                 servers: list[Server], reference: str):
+                 servers: list[Server], reference: str, page: Path):
         self.s = settings
+        self.page = page
         self.reference = reference  # the reelserve row the Targets table is about
         self.out = out
         self.work = work
@@ -702,8 +704,8 @@ class Bench:
                         dst.write(chunk)
                         left -= len(chunk)
                 tmp.replace(path)
-        # The player page, served at / by every server (as index.html).
-        shutil.copyfile(ROOT / "html" / "movie_player.html", self.data / "index.html")
+        # The page S4 asks for, served at / by every server (as index.html).
+        shutil.copyfile(self.page, self.data / "index.html")
         for name in ("big.bin", "small.bin", "index.html"):
             (self.data / name).chmod(0o644)
         if not ((self.tls / "cert.pem").exists() and (self.tls / "key.pem").exists()):
@@ -1168,8 +1170,10 @@ def main() -> int:
                         help="idle keep-alive connections in the idle scenario (2000)")
     parser.add_argument("--mem-concurrency", type=parse_list, default=["1", "4", "16", "64"],
                         help="concurrent downloads for the peak-RSS curve (1,4,16,64)")
-    parser.add_argument("--mem-modes", type=parse_list, default=["read-all", "chunked", "sendfile"],
-                        help="reelserve modes in the peak-RSS curve (read-all,chunked,sendfile)")
+    parser.add_argument("--mem-modes", type=parse_list,
+                        help="reelserve modes in the peak-RSS curve (default: every --mode)")
+    parser.add_argument("--page", type=Path, default=ROOT / "html" / "movie_player.html",
+                        help="the HTML page S4 asks for at / (html/movie_player.html, ~14 KB)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS curve")
     parser.add_argument("--no-iperf", action="store_true", help="skip the iperf3 loopback ceiling")
     parser.add_argument("--no-build", action="store_true",
@@ -1225,7 +1229,7 @@ def main() -> int:
         memory=not args.no_memory,
         iperf=not args.no_iperf,
         mem_concurrency=[int(c) for c in args.mem_concurrency],
-        mem_modes=args.mem_modes,
+        mem_modes=args.mem_modes or modes,
         idle_connections=args.idle_connections,
     )
     if settings.runs < 1 or settings.duration < 1:
@@ -1235,7 +1239,7 @@ def main() -> int:
     out = (args.out or ROOT / "results" / ("quick" if quick else "")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bench = Bench(settings, out, args.work.resolve(), binary, servers,
-                  reference=f"reelserve-{default_mode(modes)}")
+                  reference=f"reelserve-{default_mode(modes)}", page=args.page)
     bench.make_data()
     try:
         return bench.run()
