@@ -76,6 +76,10 @@ class BenchError(Exception):
     """One server or scenario failed; recorded, and the run goes on."""
 
 
+class NotStarted(BenchError):
+    """A server did not start, or did not answer."""
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -551,10 +555,10 @@ def running(server: Server, launch: Launch, logs: Path, ready_path: str) -> Iter
         deadline = time.monotonic() + 20
         while not answers(url, ready_path):
             if proc.poll() is not None:
-                raise BenchError(f"{server.name} exited with status {proc.returncode} "
+                raise NotStarted(f"{server.name} exited with status {proc.returncode} "
                                  f"(logs: {logs}/{log_name}.err)")
             if time.monotonic() > deadline:
-                raise BenchError(f"{server.name} did not answer on {url} within 20 s "
+                raise NotStarted(f"{server.name} did not answer on {url} within 20 s "
                                  f"(logs: {logs}/{log_name}.err)")
             time.sleep(0.1)
         yield Running(server, proc.pid, url, launch.port, launch.file)
@@ -772,19 +776,32 @@ class Bench:
         for protocol, scenario in plans:
             file = self.file_of(scenario) if server.serves_one_file else None
             groups.setdefault((protocol.tls, file), []).append((protocol, scenario))
-        for (tls, file), plans in groups.items():
-            launch = self.launch(server, tls, file or self.data / "index.html")
-            ready = "/" if server.serves_one_file else "/small.bin"
+        for (tls, file), group in groups.items():
+            self.bench_group(server, tls, file or self.data / "index.html", group)
+
+    def bench_group(self, server: Server, tls: bool, file: Path,
+                    plans: list[tuple[Protocol, Scenario]]) -> None:
+        """The plans against one server process; after a failed scenario the server may be
+        wedged or dead, so the rest get a fresh one."""
+        ready = "/" if server.serves_one_file else "/small.bin"
+        pending = list(plans)
+        while pending:
             try:
-                with running(server, launch, self.logs, ready) as srv:
+                with running(server, self.launch(server, tls, file), self.logs, ready) as srv:
                     if tls:
                         self.record_tls(srv)
-                    for protocol, scenario in plans:
-                        self.bench_scenario(srv, protocol, scenario)
+                    while pending:
+                        protocol, scenario = pending.pop(0)
+                        if not self.bench_scenario(srv, protocol, scenario):
+                            break
+            except NotStarted as error:
+                self.failure(server.name, ",".join(s.name for _, s in pending), str(error))
+                return
             except BenchError as error:
-                self.failure(server.name, ",".join(s.name for _, s in plans), str(error))
+                self.failure(server.name, "*", str(error))
 
-    def bench_scenario(self, srv: Running, protocol: Protocol, scenario: Scenario) -> None:
+    def bench_scenario(self, srv: Running, protocol: Protocol, scenario: Scenario) -> bool:
+        """Measures one scenario; False (and a recorded failure) if it failed."""
         label = scenario.name if protocol.name == "http" else f"{scenario.name} {protocol.name}"
         try:
             if scenario.kind == "ttfb":
@@ -798,6 +815,8 @@ class Bench:
                     self.measure_load(srv, protocol, scenario, connections, run)
         except (BenchError, OSError, subprocess.SubprocessError) as error:
             self.failure(srv.server.name, label, str(error))
+            return False
+        return True
 
     def connections_for(self, server: Server, scenario: Scenario) -> int:
         """Never ask a server that holds whole responses for more memory than there is."""
@@ -842,6 +861,8 @@ class Bench:
         if got[:2] != [status, str(expected)]:
             raise BenchError(f"probe of {scenario.path}: expected {status} with {expected} bytes, "
                              f"got {got[0]} with {got[1]}")
+        if protocol.name == "h2" and got[2] != "2":
+            raise BenchError(f"probe of {scenario.path}: curl --http2 got HTTP/{got[2]}")
         if scenario.probe_range:
             first = scenario.probe_range[0]
             with open(file, "rb") as f:
@@ -855,10 +876,14 @@ class Bench:
         """The TLS version, cipher and ALPN protocol the server picks (openssl s_client)."""
         if not find_tool("openssl"):
             return
-        result = subprocess.run(
-            ["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername",
-             "localhost", "-alpn", "h2,http/1.1"], capture_output=True, stdin=subprocess.DEVNULL,
-            timeout=10)
+        try:
+            result = subprocess.run(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}", "-servername",
+                 "localhost", "-alpn", "h2,http/1.1"], capture_output=True,
+                stdin=subprocess.DEVNULL, timeout=10)
+        except subprocess.SubprocessError as error:
+            self.note(srv.server.name, "tls", f"openssl s_client failed: {error}")
+            return
         lines = [line.strip() for line in result.stdout.decode(errors="replace").splitlines()
                  if line.startswith(("New, ", "ALPN protocol", "Server Temp Key"))]
         self.negotiated[srv.server.name] = " ".join(lines)
