@@ -1174,7 +1174,7 @@ def select(patterns: list[str] | None, known: list[str], what: str) -> list[str]
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Servers, scenarios and protocols: see --list. Lists are comma- or "
                "space-separated and may use shell patterns ('reelserve-*').")
@@ -1217,7 +1217,7 @@ def main() -> int:
     if args.install_peers:
         install_peers()
         return 0
-    if not args.no_build:
+    if not (args.no_build or args.list):
         log("cargo build --release --bin reelserve")
         if subprocess.run(["cargo", "build", "--release", "--bin", "reelserve"], cwd=ROOT,
                           stdout=sys.stderr).returncode != 0:
