@@ -14,15 +14,16 @@ Usage:
   scripts/bench.py --list                  # the servers, scenarios and protocols it knows
   scripts/bench.py --install-peers         # install nginx, wrk, h2load, iperf3, Caddy, SWS
 
-Servers, scenarios and protocols are rows of data below (SERVERS, SCENARIOS, PROTOCOLS); one
-measured run is a (server, protocol, scenario) triple. Per run: throughput, requests/s, latency
-(wrk: p50/p99; h2load: mean), errors, the server's CPU seconds per GiB (utime+stime of its
-process tree, /proc/PID/stat), the whole machine's busy CPU seconds per GiB (/proc/stat, the
-client included), peak RSS (VmHWM, reset before each run), and user and kernel CPU microseconds
-per request. Plus the time to first byte of the big file (curl), the memory of idle keep-alive
-connections, peak RSS against concurrent whole-file downloads (reelserve's modes), and the
-loopback ceiling (iperf3). Ratios are against nginx (or the row's own baseline, e.g. nginx with
-its access log on) on the same protocol in the same run; values are medians of --runs runs.
+Servers, scenarios and protocols are rows of data below (PEERS and reelserve_servers(),
+SCENARIOS, PROTOCOLS); one measured run is a (server, protocol, scenario) triple. Per run:
+throughput, requests/s, latency (wrk: p50/p99; h2load: mean), errors, the server's CPU seconds
+per GiB (utime+stime of its process tree, /proc/PID/stat), the whole machine's busy CPU seconds
+per GiB (/proc/stat, the client included), peak RSS (VmHWM, reset before each run), and per
+request the server's user and kernel CPU microseconds and voluntary context switches. Plus the
+time to first byte of the big file (curl), the memory of idle keep-alive connections, peak RSS
+against concurrent whole-file downloads (reelserve's modes), and the loopback ceiling (iperf3).
+Ratios are against nginx (or the row's own baseline, e.g. nginx with its access log on) on the
+same protocol in the same run; values are medians of --runs runs.
 
 A server that is not installed is skipped with a note; a server or scenario that fails is listed
 under "Failures" in RESULTS.md, the others still run, and the driver exits 3. Every process it
@@ -439,6 +440,19 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float]:
         user += int(fields[11])
         system += int(fields[12])
     return user / CLK_TCK, system / CLK_TCK
+
+
+def voluntary_switches(pids: list[int]) -> int:
+    """Voluntary context switches of every thread of the processes so far (a thread that went
+    to sleep waiting for work: the cost issue of a work-stealing pool)."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -917,11 +931,13 @@ class Bench:
         pids = srv.tree()
         rss_reset = reset_peak_rss(pids)
         user0, system0 = cpu_seconds(pids)
+        switches0 = voluntary_switches(pids)
         busy0 = machine_busy_seconds()
         result = run_quietly(argv, timeout=self.s.duration + 120)
         busy1 = machine_busy_seconds()
         pids = srv.tree()
         user1, system1 = cpu_seconds(pids)
+        switches1 = voluntary_switches(pids)
         peak = status_kib(pids, "VmHWM")
         (self.clients / f"{tag}.txt").write_text(result.stdout + result.stderr)
         if result.returncode != 0:
@@ -937,7 +953,8 @@ class Bench:
             "client_threads": int(argv[argv.index("-t") + 1]),
             "connections": connections, **measured,
             "cpu_user_s": round(user1 - user0, 3), "cpu_system_s": round(system1 - system0, 3),
-            "machine_cpu_s": round(busy1 - busy0, 3), "peak_rss_kib": peak,
+            "machine_cpu_s": round(busy1 - busy0, 3), "voluntary_switches": switches1 - switches0,
+            "peak_rss_kib": peak,
             "peak_rss_reset": rss_reset, "server_processes": len(pids),
         }
         self.record("runs", entry)

@@ -37,6 +37,7 @@ def derive(run: dict) -> dict:
         "machine_cpu_s_per_gib": run["machine_cpu_s"] / gib if gib else None,
         "user_us_per_request": run["cpu_user_s"] / requests * 1e6 if requests else None,
         "kernel_us_per_request": run["cpu_system_s"] / requests * 1e6 if requests else None,
+        "switches_per_request": run["voluntary_switches"] / requests if requests else None,
         "peak_rss_kib": run["peak_rss_kib"],
         "requests": requests,
         "bytes": run["bytes"],
@@ -405,7 +406,7 @@ def detail(w, summary, rows, plabel):
       f"-c{summary['scenarios'][s]['connections']}")
     w("")
     latency = "p50 ms | p99 ms" if client == "wrk" else "mean latency ms"
-    extra = " user µs/req | kernel µs/req |" if per_request else ""
+    extra = " user µs/req | kernel µs/req | switches/req |" if per_request else ""
     head = (f"| server | MiB/s | req/s | {latency} | server CPU s/GiB | machine CPU s/GiB |"
             f"{extra} peak RSS MiB | errors | ratio | runs |")
     w(head)
@@ -416,8 +417,8 @@ def detail(w, summary, rows, plabel):
             else f" (-c {r['connections']})"
         lat = (f"{num(m['latency_p50_ms'], 2)} | {num(m['latency_p99_ms'], 2)}"
                if client == "wrk" else num(m["latency_mean_ms"], 2))
-        cpu = (f" {num(m['user_us_per_request'], 2)} | {num(m['kernel_us_per_request'], 2)} |"
-               if per_request else "")
+        cpu = (f" {num(m['user_us_per_request'], 2)} | {num(m['kernel_us_per_request'], 2)} | "
+               f"{num(m['switches_per_request'], 3)} |" if per_request else "")
         ratio = ratio_text(r) + (f" {r['baseline']}" if r["ratio"] is not None else "")
         w(f"| {r['server']}{conns} | {num(m['bytes_per_s'] / MIB)} | {num(m['requests_per_s'])} "
           f"| {lat} | {num(m['cpu_s_per_gib'], 3)} | {num(m['machine_cpu_s_per_gib'], 2)} |{cpu} "
