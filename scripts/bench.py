@@ -378,7 +378,7 @@ def reelserve_modes(binary: str) -> list[str]:
     raise SystemExit(f"{binary} -h lists no '[possible values: ...]' for --mode")
 
 
-APT_PACKAGES = {"nginx": "nginx-light", "wrk": "wrk", "h2load": "nghttp2-client",
+APT_PACKAGES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client",
                 "iperf3": "iperf3", "curl": "curl", "openssl": "openssl"}
 
 
