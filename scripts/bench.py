@@ -1107,8 +1107,8 @@ class Bench:
             "load_average_at_start": list(os.getloadavg()),
             "reelserve_commit": commit + ("-dirty" if dirty else ""),
             # The first line of each --version, without licence text and library lists.
-            "versions": {k: v.split(" Copyright")[0].split(" (")[0].split(" h1:")[0]
-                         for k, v in versions.items() if v},
+            "versions": {k: " ".join(v.split(" Copyright")[0].split(" (")[0].split(" h1:")[0]
+                                     .split()) for k, v in versions.items() if v},
         }
 
     def run(self) -> int:

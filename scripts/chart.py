@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape
 MIB = 1 << 20
 GIB = 1 << 30
 
-WIDTH, HEIGHT = 1000, 700
+WIDTH = 1000
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 
 COLORS = {
@@ -53,12 +53,9 @@ SCENARIO_TITLES = {
 
 
 class Svg:
-    def __init__(self, width, height):
-        self.parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="{FONT}">',
-            f'<rect width="{width}" height="{height}" fill="white"/>',
-        ]
+    def __init__(self, width):
+        self.width = width
+        self.parts = []
 
     def add(self, element):
         self.parts.append(element)
@@ -79,8 +76,12 @@ class Svg:
         self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
                  f'fill="{fill}">{tip}</rect>')
 
-    def render(self):
-        return "\n".join(self.parts + ["</svg>"]) + "\n"
+    def render(self, height):
+        w = self.width
+        head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" '
+                f'viewBox="0 0 {w} {height}" font-family="{FONT}">',
+                f'<rect width="{w}" height="{height}" fill="white"/>']
+        return "\n".join(head + self.parts + ["</svg>"]) + "\n"
 
 
 def nice_ticks(top, count=5):
@@ -197,6 +198,7 @@ def legend(svg, servers, loopback, x0, y0, width):
             svg.rect(x, y - 10, 12, 12, color_of(server, i))
             svg.text(x + 17, y, server, size=12)
         x += item_w + 14
+    return y
 
 
 def memory_panel(svg, summary, x0, y0, width, height):
@@ -272,7 +274,7 @@ def draw(summary):
     """The chart of one summary.json, as SVG text."""
     machine, settings = summary["machine"], summary["settings"]
 
-    svg = Svg(WIDTH, HEIGHT)
+    svg = Svg(WIDTH)
     title = "reelserve vs nginx, Caddy, static-web-server and Node (HTTP/1.1, loopback)"
     svg.text(24, 28, title, size=17, weight="bold")
     subtitle = (f"{machine['nproc']} cores, {machine['cpu_model']}, Linux {machine['kernel']} · "
@@ -283,9 +285,11 @@ def draw(summary):
     svg.text(24, 47, subtitle, size=11, fill="#a33" if settings["quick"] else "#555")
 
     servers = throughput_panel(svg, summary, 24, 92, WIDTH - 48, 330)
-    legend(svg, servers, loopback_ceiling(summary), 68, 448, WIDTH - 92)
-    memory_panel(svg, summary, 24, 512, WIDTH - 48, 170)
-    return svg.render()
+    # The legend wraps onto as many rows as the servers need; the memory panel goes below it.
+    legend_bottom = legend(svg, servers, loopback_ceiling(summary), 68, 448, WIDTH - 92)
+    memory_top = legend_bottom + 64
+    memory_panel(svg, summary, 24, memory_top, WIDTH - 48, 170)
+    return svg.render(memory_top + 188)
 
 
 def main():
