@@ -309,6 +309,8 @@ EXPRESS_S2 = (
 APT = "apt-get install {} (or scripts/bench.py --install-peers)"
 
 PEERS = [
+    # HTTPS needs no extra arguments (tls_argv=()): nginx_conf adds the ssl listener and the
+    # certificate.
     Server("nginx", "nginx", NGINX_ARGV, tls_argv=(),
            config=functools.partial(nginx_conf, access_log="off"), install=APT.format("nginx")),
     Server("nginx-log", "nginx", NGINX_ARGV,
