@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """What does the comparison look like? Draws results/chart.svg from results/summary.json.
 
-Usage: scripts/chart.py [SUMMARY_JSON [OUT_SVG]]   (defaults: results/summary.json, results/chart.svg)
+scripts/bench.py calls draw() after every run. On its own:
+
+    scripts/chart.py [SUMMARY_JSON [OUT_SVG]]   (results/summary.json, results/chart.svg)
 
 Two panels, hand-written SVG, Python 3 standard library only:
-  1. throughput per scenario: one small bar chart per scenario (each with its own MiB/s axis,
-     since a 1 GiB transfer and a 14 KB page differ by orders of magnitude), a bar per server,
-     the loopback ceiling (iperf3, 4 streams like S1) as a dashed line where it fits;
-  2. peak RSS against concurrent whole-file downloads for read-all, chunked and sendfile, on a
-     log scale (read-all grows with the file size times the downloads; the others stay flat).
+  1. HTTP/1.1 throughput per scenario: one small bar chart per scenario (each with its own MiB/s
+     axis, since a 1 GiB transfer and a 14 KB page differ by orders of magnitude), a bar per
+     server, the loopback ceiling (iperf3, 4 streams like S1) as a dashed line where it fits;
+  2. peak RSS against concurrent whole-file downloads for each reelserve mode, on a log scale
+     (read-all grows with the file size times the downloads; the others stay flat).
 """
 
 import json
@@ -20,7 +22,7 @@ from xml.sax.saxutils import escape
 MIB = 1 << 20
 GIB = 1 << 30
 
-WIDTH, HEIGHT = 1000, 700
+WIDTH = 1000
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 
 COLORS = {
@@ -28,7 +30,12 @@ COLORS = {
     "reelserve-mmap": "#4a90d9",
     "reelserve-chunked": "#2ca089",
     "reelserve-read-all": "#8e5bb5",
+    "reelserve-sendfile-log": "#6f8fbf",
+    "reelserve-sendfile-per-core": "#0b2f66",
     "nginx": "#555555",
+    "nginx-log": "#999999",
+    "caddy": "#1f9e4a",
+    "static-web-server": "#b8860b",
     "node-readfile": "#d95f02",
     "node-stream": "#f0a030",
     "node-express-range": "#c7423b",
@@ -46,12 +53,9 @@ SCENARIO_TITLES = {
 
 
 class Svg:
-    def __init__(self, width, height):
-        self.parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" font-family="{FONT}">',
-            f'<rect width="{width}" height="{height}" fill="white"/>',
-        ]
+    def __init__(self, width):
+        self.width = width
+        self.parts = []
 
     def add(self, element):
         self.parts.append(element)
@@ -72,8 +76,12 @@ class Svg:
         self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" '
                  f'fill="{fill}">{tip}</rect>')
 
-    def render(self):
-        return "\n".join(self.parts + ["</svg>"]) + "\n"
+    def render(self, height):
+        w = self.width
+        head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" '
+                f'viewBox="0 0 {w} {height}" font-family="{FONT}">',
+                f'<rect width="{w}" height="{height}" fill="white"/>']
+        return "\n".join(head + self.parts + ["</svg>"]) + "\n"
 
 
 def nice_ticks(top, count=5):
@@ -105,7 +113,7 @@ def color_of(server, index):
 
 
 def throughput_panel(svg, summary, x0, y0, width, height):
-    results = summary["results"]
+    results = [r for r in summary["results"] if r.get("protocol", "http") == "http"]
     scenarios = [s for s in summary["scenarios"] if any(r["scenario"] == s for r in results)]
     servers = [s for s in summary["servers"] if any(r["server"] == s for r in results)]
     svg.text(x0, y0 - 12, "Throughput per scenario — MiB/s, median (higher is better; each "
@@ -145,8 +153,8 @@ def throughput_panel(svg, summary, x0, y0, width, height):
                    f"{r['median']['requests_per_s']:,.0f} req/s, -c {r['connections']}")
             svg.rect(bx, plot_bottom - bh, bar_w, bh, color_of(server, servers.index(server)), tip)
             label = short(value)
-            if r["ratio_vs_nginx"] is not None and server != "nginx":
-                label += f" ({r['ratio_vs_nginx']:.2f}×)"
+            if r["ratio"] is not None:
+                label += f" ({r['ratio']:.2f}×)"
             svg.text(bx + bar_w / 2 + 3.5, plot_bottom - bh - 4, label, size=9.5, rotate=-90,
                      fill="#222")
         if show_ceiling:
@@ -157,7 +165,7 @@ def throughput_panel(svg, summary, x0, y0, width, height):
         svg.text(px + pw / 2, plot_bottom + 16, title, size=12, anchor="middle", weight="bold")
         ratio_by = "req/s" if summary["scenarios"][scenario]["ratio_metric"] == "requests_per_s" \
             else "MiB/s"
-        svg.text(px + pw / 2, plot_bottom + 30, f"wrk -c {conns}; ratio vs nginx by {ratio_by}",
+        svg.text(px + pw / 2, plot_bottom + 30, f"wrk -c {conns}; ratio by {ratio_by}",
                  size=10, anchor="middle", fill="#555")
     return servers
 
@@ -190,6 +198,7 @@ def legend(svg, servers, loopback, x0, y0, width):
             svg.rect(x, y - 10, 12, 12, color_of(server, i))
             svg.text(x + 17, y, server, size=12)
         x += item_w + 14
+    return y
 
 
 def memory_panel(svg, summary, x0, y0, width, height):
@@ -261,29 +270,36 @@ def memory_panel(svg, summary, x0, y0, width, height):
         svg.text(px + pw + 46, ly, mode, size=12)
 
 
-def main():
-    source = sys.argv[1] if len(sys.argv) > 1 else "results/summary.json"
-    target = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(source), "chart.svg")
-    with open(source) as f:
-        summary = json.load(f)
+def draw(summary):
+    """The chart of one summary.json, as SVG text."""
     machine, settings = summary["machine"], summary["settings"]
 
-    svg = Svg(WIDTH, HEIGHT)
-    title = "reelserve vs nginx vs the tutorial's Node servers (loopback)"
+    svg = Svg(WIDTH)
+    title = "reelserve vs nginx, Caddy, static-web-server and Node (HTTP/1.1, loopback)"
     svg.text(24, 28, title, size=17, weight="bold")
     subtitle = (f"{machine['nproc']} cores, {machine['cpu_model']}, Linux {machine['kernel']} · "
-                f"median of {settings['runs']} × {settings['duration']} · "
+                f"median of {settings['runs']} × {settings['duration']} s · "
                 f"commit {machine['reelserve_commit']}")
     if settings["quick"] or settings["runs"] < 3:
         subtitle += " · SMOKE RUN, not a result"
     svg.text(24, 47, subtitle, size=11, fill="#a33" if settings["quick"] else "#555")
 
     servers = throughput_panel(svg, summary, 24, 92, WIDTH - 48, 330)
-    legend(svg, servers, loopback_ceiling(summary), 68, 448, WIDTH - 92)
-    memory_panel(svg, summary, 24, 512, WIDTH - 48, 170)
+    # The legend wraps onto as many rows as the servers need; the memory panel goes below it.
+    legend_bottom = legend(svg, servers, loopback_ceiling(summary), 68, 448, WIDTH - 92)
+    memory_top = legend_bottom + 64
+    memory_panel(svg, summary, 24, memory_top, WIDTH - 48, 170)
+    return svg.render(memory_top + 188)
 
+
+def main():
+    source = sys.argv[1] if len(sys.argv) > 1 else "results/summary.json"
+    target = sys.argv[2] if len(sys.argv) > 2 \
+        else os.path.join(os.path.dirname(source), "chart.svg")
+    with open(source) as f:
+        summary = json.load(f)
     with open(target, "w") as f:
-        f.write(svg.render())
+        f.write(draw(summary))
     print(f"wrote {target}")
 
 

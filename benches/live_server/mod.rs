@@ -23,7 +23,7 @@ pub fn quick() -> bool {
     std::env::var_os("REELSERVE_BENCH_QUICK").is_some_and(|v| v != "0" && !v.is_empty())
 }
 
-/// Worker threads for the server: the same as `scripts/compare.sh` (a 2-core box).
+/// Worker threads for the server: the same as `scripts/bench.py` (a 2-core box).
 const SERVER_WORKERS: &str = "2";
 
 /// How long the server may take to print its address.

@@ -1,4 +1,4 @@
--- What did a wrk run measure, in a form scripts/compare.sh can read? (done() as one JSON line)
+-- What did a wrk run measure, in a form scripts/bench.py can read? (done() as one JSON line)
 --
 -- Loaded by the scenario scripts next to it. wrk calls done() once, in its main Lua state, after
 -- the run; it prints a single line starting with "WRK_JSON " (times in microseconds, as wrk keeps
