@@ -7,6 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::body::ResponseBody;
 use crate::resolve::PathError;
+use crate::signed_link::Refusal;
 
 /// A request the server cannot answer with the resource.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ enum Kind {
     NotFound,
     Forbidden,
     MethodNotAllowed,
+    /// A signed link was required and not valid (logged where it was checked, with the client).
+    LinkRefused(Refusal),
     Io(io::Error),
 }
 
@@ -50,6 +53,8 @@ impl ServeError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::LinkRefused(Refusal::Expired) => StatusCode::GONE,
+            Kind::LinkRefused(_) => StatusCode::FORBIDDEN,
             Kind::Io(error) => match error.kind() {
                 io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
@@ -96,6 +101,7 @@ impl fmt::Display for ServeError {
             Kind::MethodNotAllowed => {
                 f.write_str("405 Method Not Allowed: this server answers GET and HEAD")
             }
+            Kind::LinkRefused(refusal) => f.write_str(refusal.message()),
             Kind::Io(error) => write!(f, "{}: {error}", self.status()),
         }
     }
@@ -111,6 +117,14 @@ impl From<PathError> for ServeError {
             PathError::Forbidden => Kind::Forbidden,
         };
         ServeError { kind }
+    }
+}
+
+impl From<Refusal> for ServeError {
+    fn from(refusal: Refusal) -> ServeError {
+        ServeError {
+            kind: Kind::LinkRefused(refusal),
+        }
     }
 }
 
@@ -132,6 +146,11 @@ mod tests {
         assert_eq!(ServeError::from(PathError::Forbidden).status(), 403);
         assert_eq!(ServeError::not_found().status(), 404);
         assert_eq!(ServeError::method_not_allowed().status(), 405);
+        assert_eq!(ServeError::from(Refusal::Expired).status(), 410);
+        assert_eq!(ServeError::from(Refusal::Tampered).status(), 403);
+        for refusal in [Refusal::Expired, Refusal::Missing, Refusal::WrongIp] {
+            assert_eq!(ServeError::from(refusal).status(), refusal.status());
+        }
         let denied = io::Error::from(io::ErrorKind::PermissionDenied);
         assert_eq!(ServeError::from(denied).status(), 403);
         assert_eq!(

@@ -17,22 +17,32 @@
 //! | [`config`] | the command line, which is the configuration |
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`stats`] | counters that show which path bytes took |
+//! | [`signed_link`] | signed, expiring links: token format, keys, `verify` (sans-IO) |
+//! | [`cors`] | CORS headers and preflight answers for players on other origins (sans-IO) |
+//! | [`client_limit`] | connections per client address (`--max-connections-per-ip`) |
+//! | [`access`] | what every request passes first (preflight, signed link) and what every answer gets |
+//! | [`metrics`] | Prometheus metrics on a listener of their own |
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod access;
 pub mod body;
+pub mod client_limit;
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod error;
+pub mod metrics;
 pub mod pages;
 pub mod range;
 pub mod representation;
 pub mod resolve;
 pub mod server;
 pub mod service;
+pub mod signed_link;
 pub mod stats;
 pub mod tls;
 pub mod zero_copy;
 
-pub use config::{Config, LogFormat, Mode};
+pub use config::{Command, Config, LogFormat, Mode, SignArgs};
 pub use server::{Server, StartupError};

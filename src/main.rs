@@ -3,11 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use reelserve::{Config, LogFormat, Server};
+use reelserve::signed_link::{self, Grant, KeyRing};
+use reelserve::{Command, Config, LogFormat, Server, SignArgs};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::Sign(args)) = &config.command {
+        return sign(args, config.signing_key_file.as_deref());
+    }
     init_logging(&config);
     // A panic is a bug; tokio confines it to the connection's task. Log it like any other
     // error (with where it happened) instead of printing to a bare stderr.
@@ -38,6 +42,12 @@ fn main() -> ExitCode {
         server.mode().name(),
         server.root().display()
     );
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!(
+            "metrics on http://{metrics}{}",
+            reelserve::metrics::METRICS_PATH
+        );
+    }
     match server.run(shutdown_signal()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -45,6 +55,64 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `reelserve sign`: prints what the link grants, then the link itself as the last line.
+fn sign(args: &SignArgs, server_key_file: Option<&std::path::Path>) -> ExitCode {
+    let Some(key_file) = args.signing_key_file.as_deref().or(server_key_file) else {
+        eprintln!(
+            "reelserve sign: which key? pass --signing-key-file FILE (the server's key file)"
+        );
+        return ExitCode::from(2);
+    };
+    let keys = match KeyRing::load(key_file) {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("reelserve sign: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.path.starts_with('/') {
+        eprintln!("reelserve sign: the path must start with / (e.g. /movie/big.mp4)");
+        return ExitCode::from(2);
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|decoded| decoded.into_owned())
+    };
+    let scope = match decode(args.scope.as_deref().unwrap_or(&args.path)) {
+        Ok(scope) if scope.starts_with('/') => scope,
+        _ => {
+            eprintln!("reelserve sign: the scope must be a path starting with / (valid UTF-8)");
+            return ExitCode::from(2);
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires = now.saturating_add(args.ttl.as_secs());
+    let grant = Grant {
+        expires,
+        scope,
+        client: args.ip,
+    };
+    let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires);
+    println!(
+        "covers paths starting with {:?}, until {} ({} s){}",
+        grant.scope,
+        httpdate::fmt_http_date(expiry),
+        args.ttl.as_secs(),
+        match args.ip {
+            Some(net) => format!(", from {net} only"),
+            None => String::new(),
+        }
+    );
+    println!(
+        "{}",
+        signed_link::link(&args.base_url, &args.path, &keys.sign(&grant))
+    );
+    ExitCode::SUCCESS
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.

@@ -18,8 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::client_limit::ClientLimiter;
+use crate::client_limit::{ClientGuard, TOO_MANY_CONNECTIONS};
 use crate::config::{Config, Mode};
+use crate::cors::CorsPolicy;
+use crate::metrics::{self, Metrics};
 use crate::service::{ConnService, FileReads, ServerState, Transport, TLS_CHUNK_SIZE};
+use crate::signed_link::SigningKeys;
 use crate::stats::ServerStats;
 use crate::tls::{self, TlsError};
 use crate::zero_copy::{ConnShared, StreamOptions, ZeroCopyStream, SENDFILE_AVAILABLE};
@@ -69,6 +74,12 @@ pub enum StartupError {
     Bind(SocketAddr, io::Error),
     /// The TLS certificate or key could not be used.
     Tls(TlsError),
+    /// The signing key file could not be used.
+    SigningKeys(crate::signed_link::KeyFileError),
+    /// A `--cors-origin` is not an origin.
+    Cors(String),
+    /// The metrics address could not be bound.
+    MetricsBind(SocketAddr, io::Error),
 }
 
 impl fmt::Display for StartupError {
@@ -89,6 +100,12 @@ impl fmt::Display for StartupError {
                 "cannot listen on {addr}: {error} (is another server using it? try --addr 127.0.0.1:0)"
             ),
             StartupError::Tls(error) => write!(f, "{error}"),
+            StartupError::SigningKeys(error) => write!(f, "{error}"),
+            StartupError::Cors(message) => f.write_str(message),
+            StartupError::MetricsBind(addr, error) => write!(
+                f,
+                "cannot serve metrics on {addr}: {error} (pick a free port with --metrics-addr)"
+            ),
         }
     }
 }
@@ -102,6 +119,7 @@ pub struct Server {
     state: Arc<ServerState>,
     tls: Option<TlsAcceptor>,
     scheduler: Scheduler,
+    metrics_listener: Option<std::net::TcpListener>,
 }
 
 /// How connections are spread over threads.
@@ -162,6 +180,25 @@ impl Server {
         };
         let listeners = bind_listeners(config.addr, listener_count)
             .map_err(|e| StartupError::Bind(config.addr, e))?;
+        let signing = match &config.signing_key_file {
+            Some(path) => {
+                let keys = SigningKeys::load(path).map_err(StartupError::SigningKeys)?;
+                tracing::info!(
+                    keys = keys.current().len(),
+                    "signed links required (except {:?}); keys reload on SIGHUP",
+                    crate::signed_link::EXEMPT_PATHS
+                );
+                Some(Arc::new(keys))
+            }
+            None => None,
+        };
+        let cors = CorsPolicy::new(&config.cors_origins).map_err(StartupError::Cors)?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => {
+                Some(metrics::bind(addr).map_err(|e| StartupError::MetricsBind(addr, e))?)
+            }
+            None => None,
+        };
         let mode = config.mode();
         if mode == Mode::Sendfile && !SENDFILE_AVAILABLE {
             tracing::warn!(
@@ -172,6 +209,7 @@ impl Server {
             "{}",
             body_strategies(mode, config.chunk_size as usize, tls.is_some())
         );
+        let stats = Arc::new(ServerStats::default());
         Ok(Server {
             listeners,
             scheduler,
@@ -179,11 +217,23 @@ impl Server {
                 mode,
                 root,
                 root_dir,
-                stats: Arc::new(ServerStats::default()),
+                metrics: Arc::new(Metrics::new(Arc::clone(&stats))),
+                stats,
+                signing,
+                cors,
+                client_limit: ClientLimiter::new(config.max_connections_per_ip),
                 config,
             }),
             tls,
+            metrics_listener,
         })
+    }
+
+    /// The metrics address actually bound, with `--metrics-addr`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Whether the server speaks HTTPS.
@@ -222,6 +272,7 @@ impl Server {
             state,
             tls,
             scheduler,
+            metrics_listener,
         } = self;
         let config = &state.config;
         let builders = Arc::new(ProtocolBuilders::new());
@@ -250,6 +301,20 @@ impl Server {
         let control = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Metrics and key reloads run on the control thread, beside signal handling: away from
+        // the event loops, and alive as long as the server.
+        if let Some(listener) = metrics_listener {
+            let metrics = Arc::clone(&state.metrics);
+            control.spawn(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => metrics::serve(listener, metrics).await,
+                    Err(error) => tracing::error!(%error, "metrics listener unusable"),
+                }
+            });
+        }
+        if let Some(keys) = &state.signing {
+            control.spawn(crate::signed_link::reload_on_sighup(Arc::clone(keys)));
+        }
         match scheduler {
             Scheduler::PerCore(_) => {
                 let mut loops = Vec::with_capacity(listeners.len());
@@ -326,6 +391,7 @@ async fn accept_loop(
     let config = &state.config;
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(context.connections_per_loop));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     tokio::pin!(stop);
 
     loop {
@@ -349,6 +415,20 @@ async fn accept_loop(
             },
             () = &mut stop => break,
         };
+        // Over the per-client limit: give the slot back at once, answer 429 and close.
+        let client_guard = match &state.client_limit {
+            None => None,
+            Some(limiter) => match limiter.try_acquire(peer.ip()) {
+                Some(guard) => Some(guard),
+                None => {
+                    drop(permit);
+                    state.metrics.refused(429, "too_many_connections");
+                    tracing::debug!(%peer, "429: too many connections from this client");
+                    refuse_connection(tcp, context.tls.is_some(), &refusing);
+                    continue;
+                }
+            },
+        };
         // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
@@ -362,11 +442,12 @@ async fn accept_loop(
         let slot = ConnectionSlot {
             stats: Arc::clone(&stats),
             _permit: permit,
+            _client: client_guard,
         };
         let io = ZeroCopyStream::new(tcp, Arc::clone(&shared), stats, context.options);
         match &context.tls {
             None => {
-                let service = ConnService::new(Arc::clone(state), shared);
+                let service = ConnService::new(Arc::clone(state), shared).for_client(peer.ip());
                 let connection = graceful.watch(
                     context
                         .builders
@@ -380,7 +461,8 @@ async fn accept_loop(
                 });
             }
             Some(tls) => {
-                let service = ConnService::over(Arc::clone(state), shared, Transport::Tls);
+                let service = ConnService::over(Arc::clone(state), shared, Transport::Tls)
+                    .for_client(peer.ip());
                 let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
                 tokio::spawn(async move {
                     let _slot = slot;
@@ -542,6 +624,48 @@ fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
 struct ConnectionSlot {
     stats: Arc<ServerStats>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The connection's place in its client's `--max-connections-per-ip` count.
+    _client: Option<ClientGuard>,
+}
+
+/// 429 answers being written at once, per event loop. Beyond it a refused connection is just
+/// closed: a flood of refused connections costs at most this many small tasks.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// How long a refused connection may take to receive its 429 and close.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers a connection over its client's limit with [`TOO_MANY_CONNECTIONS`] and closes it,
+/// holding no `--max-connections` slot. Over TLS there is no handshake to answer in (that would
+/// cost the CPU the limit protects), so the connection is only closed.
+fn refuse_connection(tcp: tokio::net::TcpStream, tls: bool, refusing: &Arc<Semaphore>) {
+    let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
+        return;
+    };
+    if tls {
+        return;
+    }
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer_429(tcp)).await;
+    });
+}
+
+/// Writes the 429, then reads what the client sent until it closes: closing a socket with
+/// unread bytes sends a reset, which can make the client lose the response it was sent.
+async fn answer_429(mut tcp: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(TOO_MANY_CONNECTIONS).await?;
+    tcp.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match tcp.read(&mut sink).await? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
 }
 
 impl Drop for ConnectionSlot {

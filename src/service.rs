@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::access;
 use crate::body::{read_all, FileStrategy, ResponseBody, Segment};
 use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions};
 use crate::config::{Config, Mode};
@@ -127,6 +128,14 @@ pub struct ServerState {
     pub root_dir: resolve::Root,
     /// Counters.
     pub stats: Arc<ServerStats>,
+    /// Signing keys, when every request needs a signed link (`--signing-key-file`).
+    pub signing: Option<Arc<crate::signed_link::SigningKeys>>,
+    /// The CORS policy (`--cors-origin`), if any.
+    pub cors: Option<crate::cors::CorsPolicy>,
+    /// Connections per client (`--max-connections-per-ip`), if limited.
+    pub client_limit: Option<Arc<crate::client_limit::ClientLimiter>>,
+    /// Prometheus metrics (served with `--metrics-addr`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The service for one connection.
@@ -135,6 +144,7 @@ pub struct ConnService {
     state: Arc<ServerState>,
     conn: Arc<ConnShared>,
     transport: Transport,
+    client: Option<std::net::IpAddr>,
 }
 
 impl ConnService {
@@ -153,7 +163,14 @@ impl ConnService {
             state,
             conn,
             transport,
+            client: None,
         }
+    }
+
+    /// The same service, for a connection from `client` (signed links may be bound to it).
+    pub fn for_client(mut self, client: std::net::IpAddr) -> ConnService {
+        self.client = Some(client);
+        self
     }
 }
 
@@ -177,10 +194,17 @@ impl ConnService {
         let version = request.version();
         let path = request.uri().path().to_owned();
 
-        let mut response = match self.route(&request).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
+        let (mut response, signed) = match access::admit(&self.state, &request, self.client) {
+            access::Gate::Answer(response) => (*response, false),
+            access::Gate::Pass { signed } => match self.route(&request).await {
+                Ok(response) => (response, signed),
+                Err(error) => (error.into_response(), signed),
+            },
         };
+        access::finish(&self.state, request.headers(), signed, &mut response);
+        self.state
+            .metrics
+            .response(response.status(), started.elapsed());
         response
             .headers_mut()
             .insert(header::SERVER, HeaderValue::from_static("reelserve"));
@@ -192,10 +216,14 @@ impl ConnService {
         // how many bytes went out and whether the response completed.
         let status = response.status().as_u16();
         let conn = Arc::clone(&self.conn);
+        let metrics = Arc::clone(&self.state.metrics);
         response
             .body_mut()
             .on_finished(Box::new(move |bytes, complete| {
                 conn.request_finished();
+                if !complete {
+                    metrics.cut_short();
+                }
                 tracing::info!(
                     target: "reelserve::access",
                     %method,
@@ -307,7 +335,12 @@ impl ConnService {
         if !decoded.has_trailing_slash() {
             // Relative links in a directory's page resolve against the URL, so it must end in
             // '/' (as nginx and Apache redirect).
-            let location = directory_location(request.uri().path());
+            let mut location = directory_location(request.uri().path());
+            // The query goes along: it may be the signed link that admitted this request.
+            if let Some(query) = request.uri().query() {
+                location.push('?');
+                location.push_str(query);
+            }
             let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
             response.headers_mut().insert(

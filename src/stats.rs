@@ -31,6 +31,10 @@ pub struct ServerStats {
     pub chunks_read_in_place: AtomicU64,
     /// File chunks read on the blocking pool (`chunked` mode; HTTPS when not cached).
     pub chunks_read_on_pool: AtomicU64,
+    /// Access-log lines written (counted by the access-log writer).
+    pub access_log_lines: AtomicU64,
+    /// Access-log lines dropped because the writer could not keep up.
+    pub access_log_dropped: AtomicU64,
 }
 
 impl ServerStats {
