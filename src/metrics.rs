@@ -1,6 +1,7 @@
-//! Prometheus metrics (`--metrics-addr IP:PORT`), in the OpenMetrics text format that
-//! Prometheus scrapes, made with `prometheus-client`, served on a listener of their own: never on
-//! the public port, so the figures are only where the operator opened them.
+//! Prometheus metrics (`--metrics-addr IP:PORT`), made with `prometheus-client`, served at
+//! `/metrics` on a listener of their own: never on the public port, so the figures are only
+//! where the operator opened them. A scraper that asks for OpenMetrics (Prometheus does) gets
+//! it; anything else gets the classic Prometheus text format.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -39,8 +40,12 @@ use crate::stats::ServerStats;
 /// The path the metrics are served on (any other path is a 404).
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The media type of the OpenMetrics text format.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The media type of the OpenMetrics text format (what Prometheus asks for first).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The media type of the classic Prometheus text format (what `promtool check metrics`, older
+/// scrapers and people with curl get).
+const CLASSIC_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Time-to-first-byte buckets, seconds: from a page-cache hit on loopback (well under a
 /// millisecond) to a cold disk under load.
@@ -131,7 +136,18 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition text.
+    /// The exposition in the format `accept` prefers: OpenMetrics when it names it (as
+    /// Prometheus does), else the classic text format. Returns the text and its media type.
+    pub fn render_for(&self, accept: Option<&str>) -> (String, &'static str) {
+        let text = self.render();
+        if accept.is_some_and(|accept| accept.contains("application/openmetrics-text")) {
+            (text, OPENMETRICS)
+        } else {
+            (to_classic_text(&text), CLASSIC_TEXT)
+        }
+    }
+
+    /// The OpenMetrics exposition text.
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail; an encoder error would be a bug in a collector.
@@ -140,6 +156,36 @@ impl Metrics {
         }
         text
     }
+}
+
+/// OpenMetrics text as the classic Prometheus text format (0.0.4): the two differ, for what
+/// is served here, in that a counter's family is named without `_total` in OpenMetrics and
+/// with it in the classic format, and in the `# UNIT` and `# EOF` lines the classic format
+/// does not have.
+fn to_classic_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut classic = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => classic.push_str(line.trim_end()),
+            None => classic.push_str(line),
+        }
+        classic.push('\n');
+    }
+    classic
 }
 
 /// Access-log lines written and dropped so far, as [`ServerStats`] counts them.
@@ -245,7 +291,12 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
 fn answer<B>(metrics: &Metrics, request: &Request<B>) -> Response<Full<Bytes>> {
     let (status, body, content_type) = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, METRICS_PATH) => {
-            (StatusCode::OK, metrics.render(), CONTENT_TYPE)
+            let accept = request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            let (text, content_type) = metrics.render_for(accept);
+            (StatusCode::OK, text, content_type)
         }
         (&Method::GET | &Method::HEAD, _) => (
             StatusCode::NOT_FOUND,
@@ -307,5 +358,30 @@ mod tests {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn classic_text_names_counter_families_with_total() {
+        let metrics = Metrics::new(Arc::new(ServerStats::default()));
+        metrics.response(StatusCode::OK, Duration::from_millis(3));
+        let (text, content_type) = metrics.render_for(Some("text/plain"));
+        assert_eq!(content_type, CLASSIC_TEXT);
+        assert!(
+            text.contains("# TYPE reelserve_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP reelserve_requests_total Responses"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE reelserve_open_connections gauge\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+        let (open, content_type) =
+            metrics.render_for(Some("application/openmetrics-text;version=1.0.0,*/*;q=0.1"));
+        assert_eq!(content_type, OPENMETRICS);
+        assert!(open.contains("# TYPE reelserve_requests counter\n"));
     }
 }
