@@ -423,6 +423,23 @@ fn the_player_page_through_a_signed_root_passes_its_token_on() {
     assert_eq!(movie.status, 206);
 }
 
+#[test]
+fn a_directory_redirect_keeps_the_signed_query() {
+    let (root, _) = movie_root();
+    let keys = key_file(root.path(), &[KEY_A]);
+    let server = TestServer::start(root.path(), &["--signing-key-file", keys.to_str().unwrap()]);
+    let url = signed_url(&server, &keys, "/movie", &[]);
+    let redirect = fetch(&url, &[]);
+    assert_eq!(redirect.status, 301);
+    let query = url.split_once('?').unwrap().1;
+    assert_eq!(
+        redirect.header("location"),
+        Some(&*format!("/movie/?{query}"))
+    );
+    let followed = curl(&["-L", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+    assert_eq!(followed.stdout_text(), "200", "{}", followed.stderr);
+}
+
 /// A keep-alive connection from `source` that has been served one response.
 fn served_connection(server: SocketAddr, source: &str) -> TcpStream {
     use socket2::{Domain, Socket, Type};
