@@ -18,8 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::client_limit::ClientLimiter;
-use crate::client_limit::{ClientGuard, TOO_MANY_CONNECTIONS};
+use crate::client_limit::{ClientGuard, ClientLimiter, TOO_MANY_CONNECTIONS};
 use crate::config::{Config, Mode};
 use crate::cors::CorsPolicy;
 use crate::metrics::{self, Metrics};
