@@ -19,6 +19,28 @@
   /* What /_reelserve/movies says about each movie, by URL. */
   var moviesByUrl = {};
 
+  /* Opened through a signed link (reelserve --signing-key-file), the page's own URL carries
+     the token (exp, scope, ip, sig); every URL the page builds gets it too, so the movie list,
+     the stats, the videos, their subtitles and posters are admitted as the page was. */
+  var TOKEN = (function () {
+    var from = new URLSearchParams(location.search), to = new URLSearchParams();
+    ["exp", "scope", "ip", "sig"].forEach(function (name) {
+      if (from.has(name)) to.set(name, from.get(name));
+    });
+    return to.has("sig") ? to.toString() : "";
+  })();
+
+  function signed(url) {
+    if (!TOKEN) return url;
+    return url + (url.indexOf("?") < 0 ? "?" : "&") + TOKEN;
+  }
+
+  /* The markup says preload="none", so nothing is fetched before this line can add the token
+     (without a script, the video still plays from /video when clicked). */
+  if (TOKEN) player.setAttribute("src", signed(player.getAttribute("src")));
+  player.preload = "metadata";
+  player.load();
+
   var STATS_FIELDS = [
     ["requests", "Requests", "count"],
     ["responses_206", "206 responses", "count"],
@@ -92,7 +114,7 @@
     .forEach(function (ev) { player.addEventListener(ev, updatePosition); });
 
   player.addEventListener("loadedmetadata", function () {
-    setStatus("Loaded " + player.currentSrc.replace(location.origin, "") +
+    setStatus("Loaded " + player.currentSrc.replace(location.origin, "").split("?")[0] +
               (player.videoWidth ? " (" + player.videoWidth + "×" + player.videoHeight + ")" : ""));
   });
   player.addEventListener("waiting", function () { setStatus("Buffering…"); });
@@ -101,7 +123,7 @@
   player.addEventListener("ended", function () { setStatus("Ended"); });
   player.addEventListener("error", function () {
     var err = player.error, names = { 1: "aborted", 2: "network error", 3: "decode error", 4: "not found or unsupported" };
-    setStatus("Cannot play " + (player.currentSrc || player.getAttribute("src")).replace(location.origin, "") +
+    setStatus("Cannot play " + (player.currentSrc || player.getAttribute("src")).replace(location.origin, "").split("?")[0] +
               (err ? ": " + (names[err.code] || "error " + err.code) : ""), true);
   });
 
@@ -123,7 +145,7 @@
     var m = moviesByUrl[url] || null;
     player.querySelectorAll("track").forEach(function (t) { t.remove(); });
     if (m && typeof m.poster === "string" && m.poster.charAt(0) === "/") {
-      player.setAttribute("poster", m.poster);
+      player.setAttribute("poster", signed(m.poster));
     } else {
       player.removeAttribute("poster");
     }
@@ -132,7 +154,7 @@
       if (!s || typeof s.url !== "string" || s.url.charAt(0) !== "/") return;
       var track = document.createElement("track");
       track.kind = "subtitles";
-      track.src = s.url;
+      track.src = signed(s.url);
       track.label = typeof s.label === "string" ? s.label : "Subtitles";
       if (typeof s.lang === "string") track.srclang = s.lang;
       if (i === 0) track.default = true;
@@ -146,11 +168,11 @@
     list.querySelectorAll("button[data-url]").forEach(function (btn) {
       btn.setAttribute("aria-pressed", btn.getAttribute("data-url") === url ? "true" : "false");
     });
-    if (player.getAttribute("src") !== url) {
+    if (player.getAttribute("src") !== signed(url)) {
       var wasPlaying = !player.paused;
       setStatus("Loading " + url + "…");
       applyMovie(url);
-      player.setAttribute("src", url);
+      player.setAttribute("src", signed(url));
       player.load();
       if (wasPlaying || autoplay) {
         var p = player.play();
@@ -198,13 +220,14 @@
     if (hasDef && untouched) {
       select(def, false);
     } else {
-      select(player.getAttribute("src"), false);
-      applyMovie(player.getAttribute("src"));
+      var current = player.getAttribute("src").split("?")[0];
+      select(current, false);
+      applyMovie(current);
     }
   }
 
   note.textContent = "Loading the movie list…";
-  getJSON("/_reelserve/movies", 5000)
+  getJSON(signed("/_reelserve/movies"), 5000)
     .then(function (data) {
       if (data && typeof data.mode === "string" && data.mode) modeEl.textContent = data.mode;
       renderMovies(data);
@@ -241,7 +264,7 @@
   }
 
   function pollStats() {
-    getJSON("/_reelserve/stats", 1800)
+    getJSON(signed("/_reelserve/stats"), 1800)
       .then(function (data) {
         statsFailures = 0;
         stats.hidden = false;

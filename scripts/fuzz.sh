@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the sans-IO cores (Range parsing, preconditions, path decoding) and the movie metadata
-# adapter with cargo-fuzz: each target in turn for a bounded time, then one line per target with
-# its executions and whether it found anything. Exits 1 if any target found a crash (a failed
-# assert or a panic), a hang or a leak.
+# Fuzzes the sans-IO cores (Range parsing, preconditions, path decoding, signed-link tokens) and
+# the movie metadata adapter with cargo-fuzz: each target in turn for a bounded time, then one line
+# per target with its executions and whether it found anything. Exits 1 if any target found a
+# crash (a failed assert or a panic), a hang or a leak.
 #
 #   scripts/fuzz.sh                        # 60 s per target
 #   scripts/fuzz.sh 600                    # 10 min per target
@@ -19,7 +19,7 @@ if ! [[ $seconds =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 fuzz_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz" && pwd)
-targets=${FUZZ_TARGETS:-range conditional resolve media}
+targets=${FUZZ_TARGETS:-range conditional resolve signed_link media}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "cargo-fuzz is not installed; installing it (once, about a minute)"

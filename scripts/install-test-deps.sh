@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the integration tests drive: real clients (curl, wget, ffprobe, headless
 # Chromium), nginx for the caching-proxy test, strace and wrk, a font for screenshots, openssl
-# for the HTTPS tests' certificates, and playwright-core for tests/browser (from
+# for the HTTPS tests' certificates, promtool (Debian's prometheus package) to check the metrics
+# output, and playwright-core for tests/browser (from
 # tests/browser/package-lock.json).
 #
 # Idempotent and quiet: it installs only what is missing (and runs apt-get update only then),
@@ -26,8 +27,9 @@ declare -A present=(
     [wrk]="command wrk"
     [fonts-dejavu-core]="file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     [openssl]="command openssl"
+    [prometheus]="command promtool"
 )
-order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core openssl)
+order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core openssl prometheus)
 
 is_present() {
     local kind="${1%% *}" what="${1#* }"

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::signed_link::{self, ClientNet};
 
 pub use crate::body::Mode;
 
@@ -178,6 +180,86 @@ pub struct Config {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+
+    /// Signing keys for signed, expiring links: one secret per line, at least 32 bytes, hex or
+    /// base64; the first line signs, every line verifies. With it, every request needs a link
+    /// made by `reelserve sign` (except /favicon.ico and /robots.txt). Read again on SIGHUP.
+    #[arg(long, env = "REELSERVE_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// An origin whose pages may read responses from scripts (CORS), as the browser sends it:
+    /// scheme://host[:port]; `*` allows every origin. Repeat it (or separate with commas in the
+    /// environment variable) to allow several. Without it, no CORS headers are sent.
+    #[arg(
+        long = "cors-origin",
+        env = "REELSERVE_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Connections one client (an IPv4 address, or an IPv6 /64) may hold at once; more are
+    /// answered 429 and closed, taking no --max-connections slot. 0 (the default) turns the
+    /// limit off, because behind a proxy or CDN every viewer arrives from the proxy's address;
+    /// facing viewers directly, 32 is plenty for a player's seeks (see the README).
+    #[arg(long, env = "REELSERVE_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: u32,
+
+    /// Serve Prometheus metrics at http://IP:PORT/metrics, on a listener of their own (never on
+    /// the public port). Off by default.
+    #[arg(long, env = "REELSERVE_METRICS_ADDR", value_name = "IP:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// What to do; with none, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print a signed, expiring link to PATH; the link is the last line of the output.
+    Sign(SignArgs),
+}
+
+/// `reelserve sign PATH [--ttl 2h] [--ip ADDR|CIDR] [--base-url URL] [--signing-key-file FILE]`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// The URL path to link to, e.g. /movie/big.mp4 (or / for the built-in player, its movie
+    /// list and every file).
+    pub path: String,
+
+    /// How long the link works: 90s, 45m, 2h, 7d.
+    #[arg(long, default_value = "2h", value_parser = signed_link::parse_ttl)]
+    pub ttl: Duration,
+
+    /// Bind the link to one client address or network (ADDR or ADDR/PREFIX).
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = parse_client_net)]
+    pub ip: Option<ClientNet>,
+
+    /// The path prefix the link covers [default: PATH]: e.g. /movie/big covers big.mp4,
+    /// big.en.vtt and big.jpg in /movie.
+    #[arg(long, value_name = "PREFIX")]
+    pub scope: Option<String>,
+
+    /// Where viewers reach the server: scheme://host[:port].
+    #[arg(
+        long,
+        env = "REELSERVE_BASE_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub base_url: String,
+
+    /// The key file (its first key signs).
+    #[arg(long, env = "REELSERVE_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+}
+
+fn parse_client_net(text: &str) -> Result<ClientNet, String> {
+    ClientNet::parse(text).ok_or_else(|| {
+        format!("`{text}` is not an address or network (e.g. 203.0.113.7 or 2001:db8::/64)")
+    })
 }
 
 impl Config {
@@ -477,6 +559,52 @@ mod tests {
         assert!(Config::try_parse_from(["reelserve", "--limit-rate", "0"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--pace", "0"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--limit-rate-after", "1q"]).is_err());
+    }
+
+    #[test]
+    fn internet_flags_are_off_by_default_and_parse() {
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(config.signing_key_file, None);
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(config.max_connections_per_ip, 0);
+        assert_eq!(config.metrics_addr, None);
+        assert!(config.command.is_none());
+        let config = Config::try_parse_from([
+            "reelserve",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "*",
+            "--max-connections-per-ip",
+            "8",
+            "--metrics-addr",
+            "127.0.0.1:9100",
+        ])
+        .unwrap();
+        assert_eq!(config.cors_origins, ["https://a.example", "*"]);
+        assert_eq!(config.max_connections_per_ip, 8);
+    }
+
+    #[test]
+    fn sign_is_a_subcommand() {
+        let config = Config::try_parse_from([
+            "reelserve",
+            "sign",
+            "/movie/big.mp4",
+            "--ttl",
+            "30m",
+            "--ip",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        let Some(Command::Sign(args)) = config.command else {
+            panic!("not parsed as sign");
+        };
+        assert_eq!(args.path, "/movie/big.mp4");
+        assert_eq!(args.ttl, Duration::from_secs(1800));
+        assert_eq!(args.ip, ClientNet::parse("10.0.0.0/8"));
+        assert!(Config::try_parse_from(["reelserve", "sign", "/a", "--ip", "nope"]).is_err());
+        assert!(Config::try_parse_from(["reelserve", "sign", "/a", "--ttl", "2w"]).is_err());
     }
 
     #[test]

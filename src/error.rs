@@ -17,6 +17,7 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use crate::body::read_all::ReadAllRefused;
 use crate::body::ResponseBody;
 use crate::resolve::{self, PathError};
+use crate::signed_link::Refusal;
 
 /// Seconds a client is asked to wait before retrying a `503`: long enough for connections to
 /// close or read-all buffers to be released, short enough for a video player to retry.
@@ -52,6 +53,8 @@ enum Kind {
     ReadAllRefused(ReadAllRefused),
     /// Opening the file failed otherwise (errno, if any).
     Failed(Option<i32>),
+    /// A signed link was required and not valid (logged where it was checked, with the client).
+    LinkRefused(Refusal),
     Io(io::Error),
 }
 
@@ -132,6 +135,8 @@ impl ServeError {
             Kind::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Kind::Unavailable(_) | Kind::ReadAllRefused(_) => StatusCode::SERVICE_UNAVAILABLE,
             Kind::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::LinkRefused(Refusal::Expired) => StatusCode::GONE,
+            Kind::LinkRefused(_) => StatusCode::FORBIDDEN,
             Kind::Io(error) => match error.raw_os_error() {
                 // The same rules as for opening a file (see `resolve::errno_to_path_error`).
                 Some(errno) => match resolve::errno_to_path_error(errno) {
@@ -255,6 +260,7 @@ impl fmt::Display for ServeError {
             Kind::Failed(None) => {
                 f.write_str("500 Internal Server Error: the file could not be opened")
             }
+            Kind::LinkRefused(refusal) => f.write_str(refusal.message()),
             Kind::Io(error) => write!(f, "{}: {error}", self.status()),
         }
     }
@@ -279,6 +285,14 @@ impl From<PathError> for ServeError {
             PathError::Failed(errno) => Kind::Failed(errno),
         };
         ServeError { kind }
+    }
+}
+
+impl From<Refusal> for ServeError {
+    fn from(refusal: Refusal) -> ServeError {
+        ServeError {
+            kind: Kind::LinkRefused(refusal),
+        }
     }
 }
 
@@ -312,6 +326,11 @@ mod tests {
             416
         );
         assert_eq!(ServeError::not_modified(HeaderMap::new()).status(), 304);
+        assert_eq!(ServeError::from(Refusal::Expired).status(), 410);
+        assert_eq!(ServeError::from(Refusal::Tampered).status(), 403);
+        for refusal in [Refusal::Expired, Refusal::Missing, Refusal::WrongIp] {
+            assert_eq!(ServeError::from(refusal).status(), refusal.status());
+        }
         let denied = io::Error::from(io::ErrorKind::PermissionDenied);
         assert_eq!(ServeError::from(denied).status(), 403);
         assert_eq!(

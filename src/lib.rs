@@ -32,17 +32,26 @@
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`library`] | the movie index, cached and revalidated by the movie directory's mtime |
 //! | [`stats`] | counters that show which path bytes took |
+//! | [`signed_link`] | signed, expiring links: token format, keys, `verify` (sans-IO) |
+//! | [`cors`] | CORS headers and preflight answers for players on other origins (sans-IO) |
+//! | [`client_limit`] | connections per client address (`--max-connections-per-ip`) |
+//! | [`access`] | what every request passes first (preflight, signed link) and what every answer gets |
+//! | [`metrics`] | Prometheus metrics on a listener of their own |
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod access;
 pub mod access_log;
 pub mod body;
+pub mod client_limit;
 pub mod conditional;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod library;
 pub mod log_sink;
 pub mod media;
+pub mod metrics;
 pub mod pacing;
 pub mod pages;
 pub mod plan;
@@ -53,11 +62,12 @@ pub mod resolve;
 pub mod route;
 pub mod server;
 pub mod service;
+pub mod signed_link;
 pub mod state;
 pub mod stats;
 pub mod tls;
 pub mod watchdog;
 pub mod zero_copy;
 
-pub use config::{AccessLogTarget, Config, LogFormat, Mode};
+pub use config::{AccessLogTarget, Command, Config, LogFormat, Mode, SignArgs};
 pub use server::{Server, StartupError};

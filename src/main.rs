@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use reelserve::log_sink::{FlushPolicy, LogSink, TracingWriter};
-use reelserve::{access_log, Config, LogFormat, Server};
+use reelserve::signed_link::{self, Grant, KeyRing};
+use reelserve::{access_log, Command, Config, LogFormat, Server, SignArgs};
 use tracing_subscriber::EnvFilter;
 
 /// How long the logs may take to write out what they hold at exit. Only a stalled destination
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
         }
         Err(error) => error.exit(),
     };
+    if let Some(Command::Sign(args)) = &config.command {
+        return sign(args, config.signing_key_file.as_deref());
+    }
     // Every log line leaves through a writer thread, never from an event loop: a stderr that
     // stops being read must not stop the server (lines beyond the buffer are dropped).
     let diagnostics = match LogSink::spawn(
@@ -89,6 +93,12 @@ fn serve(config: Config, diagnostics: &LogSink) -> ExitCode {
         server.mode().name(),
         server.root().display()
     );
+    if let Some(metrics) = server.metrics_addr() {
+        tracing::info!(
+            "metrics on http://{metrics}{}",
+            reelserve::metrics::METRICS_PATH
+        );
+    }
     match server.run(shutdown_signal(diagnostics.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -96,6 +106,64 @@ fn serve(config: Config, diagnostics: &LogSink) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `reelserve sign`: prints what the link grants, then the link itself as the last line.
+fn sign(args: &SignArgs, server_key_file: Option<&std::path::Path>) -> ExitCode {
+    let Some(key_file) = args.signing_key_file.as_deref().or(server_key_file) else {
+        eprintln!(
+            "reelserve sign: which key? pass --signing-key-file FILE (the server's key file)"
+        );
+        return ExitCode::from(2);
+    };
+    let keys = match KeyRing::load(key_file) {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("reelserve sign: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.path.starts_with('/') {
+        eprintln!("reelserve sign: the path must start with / (e.g. /movie/big.mp4)");
+        return ExitCode::from(2);
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .map(|decoded| decoded.into_owned())
+    };
+    let scope = match decode(args.scope.as_deref().unwrap_or(&args.path)) {
+        Ok(scope) if scope.starts_with('/') => scope,
+        _ => {
+            eprintln!("reelserve sign: the scope must be a path starting with / (valid UTF-8)");
+            return ExitCode::from(2);
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires = now.saturating_add(args.ttl.as_secs());
+    let grant = Grant {
+        expires,
+        scope,
+        client: args.ip,
+    };
+    let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires);
+    println!(
+        "covers paths starting with {:?}, until {} ({} s){}",
+        grant.scope,
+        httpdate::fmt_http_date(expiry),
+        args.ttl.as_secs(),
+        match args.ip {
+            Some(net) => format!(", from {net} only"),
+            None => String::new(),
+        }
+    );
+    println!(
+        "{}",
+        signed_link::link(&args.base_url, &args.path, &keys.sign(&grant))
+    );
+    ExitCode::SUCCESS
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once (after a short,

@@ -122,8 +122,13 @@ async fn directory_resource(
     directory: PathBuf,
 ) -> Result<Resource, ServeError> {
     if !decoded.has_trailing_slash() {
-        let location = HeaderValue::try_from(directory_location(url_path))
-            .map_err(|_| ServeError::not_found())?;
+        let mut location = directory_location(url_path);
+        // The query goes along: it may be the signed link that admitted this request.
+        if let Some(query) = query {
+            location.push('?');
+            location.push_str(query);
+        }
+        let location = HeaderValue::try_from(location).map_err(|_| ServeError::not_found())?;
         return Err(ServeError::moved_permanently(location));
     }
     // The index goes through `open_beneath` like any other file: `dir/index.html` may be a

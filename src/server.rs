@@ -19,9 +19,13 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
+use crate::client_limit::{ClientGuard, ClientLimiter, TOO_MANY_CONNECTIONS};
 use crate::config::{Config, Mode};
+use crate::cors::CorsPolicy;
 use crate::library::MovieIndex;
+use crate::metrics::{self, Metrics};
 use crate::service::ConnService;
+use crate::signed_link::SigningKeys;
 use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::tls::{self, TlsError};
@@ -77,6 +81,12 @@ pub enum StartupError {
     Bind(SocketAddr, io::Error),
     /// The TLS certificate or key could not be used.
     Tls(TlsError),
+    /// The signing key file could not be used.
+    SigningKeys(crate::signed_link::KeyFileError),
+    /// A `--cors-origin` is not an origin.
+    Cors(String),
+    /// The metrics address could not be bound.
+    MetricsBind(SocketAddr, io::Error),
 }
 
 impl fmt::Display for StartupError {
@@ -103,6 +113,12 @@ impl fmt::Display for StartupError {
                 "cannot listen on {addr}: {error} (is another server using it? try --addr 127.0.0.1:0)"
             ),
             StartupError::Tls(error) => write!(f, "{error}"),
+            StartupError::SigningKeys(error) => write!(f, "{error}"),
+            StartupError::Cors(message) => f.write_str(message),
+            StartupError::MetricsBind(addr, error) => write!(
+                f,
+                "cannot serve metrics on {addr}: {error} (pick a free port with --metrics-addr)"
+            ),
         }
     }
 }
@@ -116,6 +132,7 @@ pub struct Server {
     state: Arc<ServerState>,
     tls: Option<TlsAcceptor>,
     scheduler: Scheduler,
+    metrics_listener: Option<std::net::TcpListener>,
 }
 
 /// How connections are spread over threads.
@@ -179,6 +196,25 @@ impl Server {
         };
         let listeners = bind_listeners(config.addr, listener_count)
             .map_err(|e| StartupError::Bind(config.addr, e))?;
+        let signing = match &config.signing_key_file {
+            Some(path) => {
+                let keys = SigningKeys::load(path).map_err(StartupError::SigningKeys)?;
+                tracing::info!(
+                    keys = keys.current().len(),
+                    "signed links required (except {:?}); keys reload on SIGHUP",
+                    crate::signed_link::EXEMPT_PATHS
+                );
+                Some(Arc::new(keys))
+            }
+            None => None,
+        };
+        let cors = CorsPolicy::new(&config.cors_origins).map_err(StartupError::Cors)?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => {
+                Some(metrics::bind(addr).map_err(|e| StartupError::MetricsBind(addr, e))?)
+            }
+            None => None,
+        };
         let mode = config.mode();
         if mode == Mode::Sendfile && !SENDFILE_AVAILABLE {
             tracing::warn!(
@@ -189,10 +225,16 @@ impl Server {
             "{}",
             body_strategies(mode, config.chunk_size as usize, tls.is_some())
         );
+        let stats = Arc::new(ServerStats::default());
         Ok(Server {
             listeners,
             scheduler,
+            metrics_listener,
             state: Arc::new(ServerState {
+                metrics: Arc::new(Metrics::new(Arc::clone(&stats))),
+                signing,
+                cors,
+                client_limit: ClientLimiter::new(config.max_connections_per_ip),
                 buffer_budget: ServerBudget::new(FileStrategy::largest_buffer(
                     mode,
                     config.chunk_size as usize,
@@ -201,11 +243,18 @@ impl Server {
                 movies: MovieIndex::new(&root),
                 root,
                 root_dir,
-                stats: Arc::new(ServerStats::default()),
+                stats,
                 config,
             }),
             tls,
         })
+    }
+
+    /// The metrics address actually bound, with `--metrics-addr`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// Whether the server speaks HTTPS.
@@ -244,6 +293,7 @@ impl Server {
             state,
             tls,
             scheduler,
+            metrics_listener,
         } = self;
         let config = &state.config;
         let builders = Arc::new(ProtocolBuilders::new(WatchdogExecutor::new(
@@ -285,6 +335,20 @@ impl Server {
         let control = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Metrics and key reloads run on the control thread, beside signal handling: away from
+        // the event loops, and alive as long as the server.
+        if let Some(listener) = metrics_listener {
+            let metrics = Arc::clone(&state.metrics);
+            control.spawn(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => metrics::serve(listener, metrics).await,
+                    Err(error) => tracing::error!(%error, "metrics listener unusable"),
+                }
+            });
+        }
+        if let Some(keys) = &state.signing {
+            control.spawn(crate::signed_link::reload_on_sighup(Arc::clone(keys)));
+        }
         // Name every movie browsers cannot start playing until they have fetched its end, with
         // the fix; the scan also fills the movie index before the first request needs it.
         let startup_state = Arc::clone(&state);
@@ -373,6 +437,7 @@ async fn accept_loop(
     let max_connections = config.max_connections as usize;
     tokio::pin!(stop);
 
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let mut connections = ConnectionTable::default();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -386,6 +451,19 @@ async fn accept_loop(
                 }
             },
             () = &mut stop => break,
+        };
+        // Over the per-client limit: answer 429 and close, before taking a slot from anyone.
+        let client_guard = match &state.client_limit {
+            None => None,
+            Some(limiter) => match limiter.try_acquire(peer.ip()) {
+                Some(guard) => Some(guard),
+                None => {
+                    state.metrics.refused(429, "too_many_connections");
+                    tracing::debug!(%peer, "429: too many connections from this client");
+                    refuse_connection(tcp, context.tls.is_some(), &refusing);
+                    continue;
+                }
+            },
         };
         let permit = match Arc::clone(&permits).try_acquire_owned() {
             Ok(permit) => permit,
@@ -424,6 +502,7 @@ async fn accept_loop(
         let slot = ConnectionSlot {
             stats: Arc::clone(&stats),
             _permit: permit,
+            _client: client_guard,
         };
         let io = ZeroCopyStream::new(
             tcp,
@@ -664,6 +743,48 @@ fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
 struct ConnectionSlot {
     stats: Arc<ServerStats>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// The connection's place in its client's `--max-connections-per-ip` count.
+    _client: Option<ClientGuard>,
+}
+
+/// 429 answers being written at once, per event loop. Beyond it a refused connection is just
+/// closed: a flood of refused connections costs at most this many small tasks.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// How long a refused connection may take to receive its 429 and close.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Answers a connection over its client's limit with [`TOO_MANY_CONNECTIONS`] and closes it,
+/// holding no `--max-connections` slot. Over TLS there is no handshake to answer in (that would
+/// cost the CPU the limit protects), so the connection is only closed.
+fn refuse_connection(tcp: tokio::net::TcpStream, tls: bool, refusing: &Arc<Semaphore>) {
+    let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
+        return;
+    };
+    if tls {
+        return;
+    }
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer_429(tcp)).await;
+    });
+}
+
+/// Writes the 429, then reads what the client sent until it closes: closing a socket with
+/// unread bytes sends a reset, which can make the client lose the response it was sent.
+async fn answer_429(mut tcp: tokio::net::TcpStream) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(TOO_MANY_CONNECTIONS).await?;
+    tcp.shutdown().await?;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match tcp.read(&mut sink).await? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
 }
 
 impl Drop for ConnectionSlot {

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 
+use crate::access;
 use crate::access_log::RequestSummary;
 use crate::body::{BufferBudget, FileStrategy, ResponseBody};
 use crate::conditional::MethodKind;
@@ -28,9 +29,13 @@ use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::zero_copy::ConnShared;
 
-/// The service for one connection.
+/// The service for one connection: hyper clones it for every request, so it is one `Arc`.
 #[derive(Debug, Clone)]
-pub struct ConnService {
+pub struct ConnService(Arc<Connection>);
+
+/// What the service knows of its connection.
+#[derive(Debug)]
+struct Connection {
     state: Arc<ServerState>,
     conn: Arc<ConnShared>,
     sending: FileSending,
@@ -54,12 +59,12 @@ impl ConnService {
                 .buffer_size()
                 .map(|chunk| BufferBudget::for_connection(&state.buffer_budget, chunk)),
         };
-        ConnService {
+        ConnService(Arc::new(Connection {
             state,
             conn,
             sending,
             peer,
-        }
+        }))
     }
 }
 
@@ -69,12 +74,12 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let service = self.clone();
-        Box::pin(async move { Ok(service.handle(request).await) })
+        let connection = Arc::clone(&self.0);
+        Box::pin(async move { Ok(connection.handle(request).await) })
     }
 }
 
-impl ConnService {
+impl Connection {
     async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
         let started = Instant::now();
         // Held until the response body is over; dropped with this future if the client gives
@@ -85,10 +90,19 @@ impl ConnService {
         // Taken now, before the request is handled; `None` when the access log is off.
         let access = RequestSummary::capture(self.peer, &request);
 
-        let mut response = match self.respond(&request).await {
-            Ok(response) => response,
-            Err(error) => error.into_response(),
-        };
+        // Preflights and signed links are answered before routing (see `crate::access`).
+        let (mut response, signed) =
+            match access::admit(&self.state, &request, Some(self.peer.ip())) {
+                access::Gate::Answer(response) => (*response, false),
+                access::Gate::Pass { signed } => match self.respond(&request).await {
+                    Ok(response) => (response, signed),
+                    Err(error) => (error.into_response(), signed),
+                },
+            };
+        access::finish(&self.state, request.headers(), signed, &mut response);
+        self.state
+            .metrics
+            .response(response.status(), started.elapsed());
         response
             .headers_mut()
             .insert(header::SERVER, HeaderValue::from_static("reelserve"));
@@ -99,10 +113,14 @@ impl ConnService {
         // The access log line is written when the body is done (or abandoned), so it can say
         // how many bytes went out and whether the response completed.
         let status = response.status().as_u16();
+        let metrics = Arc::clone(&self.state.metrics);
         response
             .body_mut()
             .on_finished(Box::new(move |bytes, complete| {
                 drop(in_flight);
+                if !complete {
+                    metrics.cut_short();
+                }
                 if let Some(access) = access {
                     access.record(status, bytes, complete, started.elapsed());
                 }
@@ -160,7 +178,7 @@ impl ConnService {
     }
 }
 
-impl ConnService {
+impl Connection {
     /// Paces `body` if `--limit-rate` or `--pace` asks for it (see [`crate::pacing`]); with
     /// `--pace` a movie's bitrate is probed once per version of the file, off the event loop.
     async fn pace(&self, body: &mut ResponseBody, representation: &Representation) {

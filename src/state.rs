@@ -24,6 +24,14 @@ pub struct ServerState {
     pub stats: Arc<ServerStats>,
     /// The movies under `<root>/movie/`, for `/video` and `/_reelserve/movies`.
     pub movies: MovieIndex,
+    /// Signing keys, when every request needs a signed link (`--signing-key-file`).
+    pub signing: Option<Arc<crate::signed_link::SigningKeys>>,
+    /// The CORS policy (`--cors-origin`), if any.
+    pub cors: Option<crate::cors::CorsPolicy>,
+    /// Connections per client (`--max-connections-per-ip`), if limited.
+    pub client_limit: Option<Arc<crate::client_limit::ClientLimiter>>,
+    /// Prometheus metrics (served with `--metrics-addr`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The server-wide budget for file bytes held in buffers (`body::budget`).
     pub buffer_budget: ServerBudget,
 }

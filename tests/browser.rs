@@ -67,6 +67,158 @@ fn seek_in_a_long_movie_fetches_from_the_middle_in_chunked_mode() {
     seek_in_a_long_movie("chunked");
 }
 
+/// On the open internet (tests/internet.rs has the curl-level tests): the player opened through
+/// a signed link to `/` passes its token on to the movie list and the movie, plays and seeks,
+/// and nothing it asks for is refused.
+#[test]
+fn plays_and_seeks_through_a_signed_link() {
+    if !browser_available() {
+        return;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let keys = keys.to_str().unwrap();
+    let server = TestServer::start(
+        external::repo(),
+        &["--mode", "sendfile", "--signing-key-file", keys],
+    );
+    let mut sign = external::command(env!("CARGO_BIN_EXE_reelserve"));
+    sign.args([
+        "sign",
+        "/",
+        "--base-url",
+        &server.url(""),
+        "--signing-key-file",
+        keys,
+    ]);
+    let signed = external::run(sign, Duration::from_secs(10)).expect_success("reelserve sign");
+    let link = signed
+        .stdout_text()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let log = run_browser_at(&server, &link, "sendfile", "browser-signed", &[]);
+    assert_movie_served_with_206(&log, |path| path.starts_with("/movie/") || path == "/video");
+    assert!(
+        !log.contains("signed link refused"),
+        "the page asked for something without its token:\n{log}"
+    );
+}
+
+/// A page on another origin (a second server, another port) with `<video crossorigin>` and a
+/// `fetch()` of a Range: with its origin in `--cors-origin`, the video plays and the script
+/// reads `Content-Range`.
+#[test]
+fn a_player_on_an_allowed_origin_plays_and_reads_content_range() {
+    let Some(page) = cross_origin_page(true) else {
+        return;
+    };
+    assert_eq!(page["video"], "played", "{page}");
+    assert_eq!(page["status"], 206, "{page}");
+    let size = std::fs::metadata(external::repo().join("movie/sample.mp4"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        page["content_range"],
+        format!("bytes 0-99/{size}"),
+        "{page}"
+    );
+    assert_eq!(page["bytes"], 100, "{page}");
+    assert!(page["etag"].is_string(), "ETag not exposed: {page}");
+}
+
+/// The same page when its origin is not allowed: the browser neither plays the video nor lets
+/// the script read the response.
+#[test]
+fn a_player_on_another_origin_is_refused() {
+    let Some(page) = cross_origin_page(false) else {
+        return;
+    };
+    assert_ne!(page["video"], "played", "{page}");
+    assert!(page["fetch_error"].is_string(), "{page}");
+    assert!(page["content_range"].is_null(), "{page}");
+}
+
+/// Runs tests/browser/cross_origin.mjs on a page from one server using the sample movie on
+/// another, whose `--cors-origin` names the page's origin or not. Returns what the page saw.
+fn cross_origin_page(allowed: bool) -> Option<serde_json::Value> {
+    if !browser_available() {
+        return None;
+    }
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let site = TestRoot::new();
+    site.file("player.html", CROSS_ORIGIN_PAGE.as_bytes());
+    let page_server = TestServer::start(site.path(), &[]);
+    let page_origin = format!("http://{}", page_server.addr);
+    let allow = if allowed {
+        page_origin.as_str()
+    } else {
+        "http://elsewhere.test"
+    };
+    let movies = TestServer::start(external::repo(), &["--cors-origin", allow]);
+    let page_url = page_server.url(&format!(
+        "/player.html?target={}",
+        movies.url("/movie/sample.mp4")
+    ));
+    let mut node = external::command("node");
+    node.current_dir(external::repo())
+        .arg("tests/browser/cross_origin.mjs")
+        .arg(&page_url);
+    let run = external::run(node, BROWSER_DEADLINE);
+    let report = run.stdout_text();
+    eprintln!("cross-origin page (allowed: {allowed}):\n{report}");
+    assert!(
+        run.status.success(),
+        "cross_origin.mjs failed ({}):\n{report}\nstderr: {}\nmovie server log:\n{}",
+        run.status,
+        run.stderr,
+        movies.log()
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).expect("JSON from the script");
+    Some(report["page"].clone())
+}
+
+/// A player on another site: plays `?target=` muted with `crossorigin`, and fetches its first
+/// 100 bytes with a Range; reports what it could see in `window.report`.
+const CROSS_ORIGIN_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>a player on another origin</title>
+<video id="v" crossorigin="anonymous" muted playsinline></video>
+<script>
+  "use strict";
+  const target = new URLSearchParams(location.search).get("target");
+  const report = (window.report = { done: false });
+  let pending = 2;
+  const finish = () => { if (--pending === 0) report.done = true; };
+  const v = document.getElementById("v");
+  let settled = false;
+  const videoDone = (what) => { if (!settled) { settled = true; report.video = what; finish(); } };
+  v.addEventListener("error", () => videoDone("error " + (v.error && v.error.code)));
+  v.addEventListener("timeupdate", () => { if (v.currentTime > 0.5) videoDone("played"); });
+  v.muted = true;
+  v.src = target;
+  v.play().catch((e) => videoDone("play refused: " + e));
+  setTimeout(() => videoDone("timeout"), 15000);
+  fetch(target, { headers: { Range: "bytes=0-99" } })
+    .then((res) => {
+      report.status = res.status;
+      report.content_range = res.headers.get("Content-Range");
+      report.etag = res.headers.get("ETag");
+      return res.arrayBuffer();
+    })
+    .then((body) => { report.bytes = body.byteLength; })
+    .catch((e) => { report.fetch_error = String(e); })
+    .finally(finish);
+</script>
+"#;
+
 /// The player page and sample movie of this repository.
 fn play_and_seek(mode: &str) {
     if !browser_available() {
@@ -122,6 +274,17 @@ fn long_movie_root() -> PathBuf {
 /// Runs play_and_seek.mjs against `server`, saves its report and screenshot as
 /// test-artifacts/NAME.{json,png}, checks them, and returns the server's log.
 fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) -> String {
+    run_browser_at(server, &server.url("/"), mode, name, options)
+}
+
+/// [`run_browser`] on the page at `url` (e.g. a signed link to `/`).
+fn run_browser_at(
+    server: &TestServer,
+    url: &str,
+    mode: &str,
+    name: &str,
+    options: &[&str],
+) -> String {
     let screenshot = external::artifacts_dir().join(format!("{name}.png"));
     let _ = std::fs::remove_file(&screenshot);
 
@@ -129,7 +292,7 @@ fn run_browser(server: &TestServer, mode: &str, name: &str, options: &[&str]) ->
     let mut node = external::command("node");
     node.current_dir(external::repo())
         .arg("tests/browser/play_and_seek.mjs")
-        .arg(server.url("/"))
+        .arg(url)
         .arg(&screenshot)
         .args(options);
     // A test certificate is self-signed: the script starts $CHROMIUM, so point that at a

@@ -89,10 +89,11 @@ fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start
     );
     assert_eq!(report["warning_visible"], true, "{report}");
     // The browser fetched the track from the server, as text/vtt.
+    // (Access lines are written by the log's own thread, up to a second later.)
+    let log = server.wait_log(|log| log.contains("path=/movie/film.en.vtt"));
     assert!(
-        server.log().contains("path=/movie/film.en.vtt") && server.log().contains("status=200"),
-        "{}",
-        server.log()
+        log.contains("path=/movie/film.en.vtt") && log.contains("status=200"),
+        "{log}"
     );
 }
 

@@ -430,3 +430,51 @@ fn nginx_slice_cache_joins_slices_from_two_instances() {
     );
     assert_no_errors(&proxy);
 }
+
+/// Signed links behind the documented cache (README, "Putting it on the internet"): answers to
+/// signed requests say `Cache-Control: private` and every link is its own cache key, so the
+/// proxy passes them through and stores nothing. Correct bytes, every request reaches
+/// reelserve, and a request without a link is refused through the proxy too.
+#[test]
+fn signed_links_pass_through_the_cache_and_are_never_stored() {
+    let Some(nginx) = nginx_binary() else { return };
+    if !require("curl") || !has_slice_module(&nginx) {
+        return;
+    }
+    let root = TestRoot::new();
+    let content = pattern(2 * MIB + 7, 5);
+    root.file("movie/clip.mp4", &content);
+    let keys = root.file(
+        "keys",
+        b"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    );
+    let keys = keys.to_str().unwrap();
+    let server = TestServer::start(root.path(), &["--signing-key-file", keys]);
+    let proxy = Nginx::start(&nginx, Caching::Slices, &[server.addr]);
+    let mut sign = external::command(env!("CARGO_BIN_EXE_reelserve"));
+    sign.args(["sign", "/movie/clip.mp4", "--base-url", &proxy.url("")]);
+    sign.args(["--signing-key-file", keys]);
+    let link = external::run(sign, Duration::from_secs(10))
+        .expect_success("reelserve sign")
+        .stdout_text()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+
+    for _ in 0..2 {
+        let response = get(&link, Some("1000-1999"));
+        assert_range(&response, &content, 1000, 1999, "MISS");
+        assert!(response
+            .header("cache-control")
+            .is_some_and(|c| c.starts_with("private")));
+    }
+    let upstream = upstream_requests(&server, "/movie/clip.mp4");
+    assert_eq!(
+        upstream.len(),
+        2,
+        "a signed answer was served from the cache: {upstream:?}"
+    );
+    assert_eq!(get(&proxy.url("/movie/clip.mp4"), Some("0-9")).status, 403);
+    assert_no_errors(&proxy);
+}
