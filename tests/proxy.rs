@@ -469,7 +469,11 @@ fn signed_links_pass_through_the_cache_and_are_never_stored() {
             .header("cache-control")
             .is_some_and(|c| c.starts_with("private")));
     }
-    let upstream = upstream_requests(&server, "/movie/clip.mp4");
+    // The stats that settle the log need a link here: wait for the lines, then for a flush
+    // interval more (the access log writes at least once a second) so a third would show.
+    server.wait_log(|log| access_log::for_path(log, "/movie/clip.mp4").len() >= 2);
+    std::thread::sleep(Duration::from_millis(1200));
+    let upstream = access_log::for_path(&server.log(), "/movie/clip.mp4");
     assert_eq!(
         upstream.len(),
         2,
