@@ -147,7 +147,7 @@ pub struct Config {
     /// Bytes of each response sent at full speed before --limit-rate applies (nginx's
     /// limit_rate_after; sizes like 1m).
     #[arg(long, env = "REELSERVE_LIMIT_RATE_AFTER", value_name = "SIZE", default_value = "0",
-          value_parser = crate::pacing::parse_size)]
+          value_parser = parse_byte_size)]
     pub limit_rate_after: u64,
 
     /// Pace movies whose bitrate is known at FACTOR x their bitrate, after --pace-burst seconds
@@ -308,9 +308,18 @@ fn parse_workers(text: &str) -> Result<usize, String> {
     }
 }
 
-/// A byte size: a whole number with an optional binary unit, `k`, `m`, `g` or `t` (case and a
-/// trailing `b` or `ib` ignored): `1048576`, `512m`, `1g`, `2GiB`. At least 1 byte.
+/// A byte size that must not be empty (see [`parse_byte_size`]).
 pub fn parse_size(text: &str) -> Result<u64, String> {
+    match parse_byte_size(text)? {
+        0 => Err(format!("`{text}` is empty; give at least 1 byte")),
+        bytes => Ok(bytes),
+    }
+}
+
+/// A byte size, as nginx writes them and more: a whole number with an optional binary unit,
+/// `k`, `m`, `g` or `t` (case and a trailing `b` or `ib` ignored): `1048576`, `512m`, `1g`,
+/// `2GiB`, `0`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let invalid = || format!("`{text}` is not a size; give bytes or a unit, e.g. 512m or 1g");
     let lower = text.trim().to_ascii_lowercase();
     let unitless = lower
@@ -328,13 +337,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(invalid());
     }
     let number: u64 = digits.parse().map_err(|_| invalid())?;
-    let bytes = number
+    number
         .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if bytes == 0 {
-        return Err(format!("`{text}` is empty; give at least 1 byte"));
-    }
-    Ok(bytes)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Level names a bare `--log-level` word may be. `tracing_subscriber` would read any other bare
@@ -361,7 +366,7 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
 }
 
 fn parse_rate(text: &str) -> Result<u64, String> {
-    match crate::pacing::parse_size(text)? {
+    match parse_byte_size(text)? {
         0 => Err(format!("`{text}`: a rate must be more than 0")),
         rate => Ok(rate),
     }

@@ -248,28 +248,6 @@ pub fn set_max_pacing_rate(_socket: &impl PacedSocket, _rate: u64) -> io::Result
     Ok(())
 }
 
-/// Parses a size as nginx does: a number of bytes, optionally followed by `k`/`K` (KiB), `m`/`M`
-/// (MiB) or `g`/`G` (GiB): `2m` is 2097152.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, c)) if c.is_ascii_alphabetic() => (&text[..at], c.to_ascii_lowercase()),
-        _ => (text, ' '),
-    };
-    let multiplier: u64 = match unit {
-        ' ' => 1,
-        'k' => 1 << 10,
-        'm' => 1 << 20,
-        'g' => 1 << 30,
-        _ => return Err(format!("`{text}`: the unit must be k, m or g")),
-    };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with k, m or g)"))?;
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,15 +263,15 @@ mod tests {
 
     #[test]
     fn sizes_parse_like_nginx() {
-        assert_eq!(parse_size("2m"), Ok(2 * 1024 * 1024));
-        assert_eq!(parse_size("1M"), Ok(1024 * 1024));
-        assert_eq!(parse_size("512k"), Ok(512 * 1024));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("2x").is_err());
-        assert!(parse_size("m").is_err());
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999999999999999g").is_err());
+        assert_eq!(crate::config::parse_byte_size("2m"), Ok(2 * 1024 * 1024));
+        assert_eq!(crate::config::parse_byte_size("1M"), Ok(1024 * 1024));
+        assert_eq!(crate::config::parse_byte_size("512k"), Ok(512 * 1024));
+        assert_eq!(crate::config::parse_byte_size("1g"), Ok(1 << 30));
+        assert_eq!(crate::config::parse_byte_size("1000"), Ok(1000));
+        assert!(crate::config::parse_byte_size("2x").is_err());
+        assert!(crate::config::parse_byte_size("m").is_err());
+        assert!(crate::config::parse_byte_size("-1").is_err());
+        assert!(crate::config::parse_byte_size("99999999999999999999g").is_err());
     }
 
     #[test]
