@@ -289,7 +289,6 @@ fn movie_names(server: &TestServer) -> Vec<String> {
 #[test]
 fn movie_index_reads_the_movie_directory_once_while_it_is_unchanged() {
     use std::process::Command;
-    use std::time::Duration;
     if !require("strace") {
         return;
     }
@@ -309,22 +308,7 @@ fn movie_index_reads_the_movie_directory_once_while_it_is_unchanged() {
         assert_eq!(movie_names(&server), ["other.webm", "sample.mp4"]);
     }
     // SIGTERM the traced server (strace's child); strace exits with its exit status.
-    let children = std::fs::read_to_string(format!(
-        "/proc/{}/task/{}/children",
-        server.pid(),
-        server.pid()
-    ))
-    .unwrap();
-    let traced = children
-        .split_whitespace()
-        .next()
-        .expect("traced server pid");
-    assert!(Command::new("kill")
-        .args(["-TERM", traced])
-        .status()
-        .unwrap()
-        .success());
-    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+    assert_eq!(server.stop_traced(), Some(0));
     let log = std::fs::read_to_string(trace.path()).unwrap();
     let movie_dir = format!("{}>", root.path().join("movie").display());
     let reads = log

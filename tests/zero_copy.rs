@@ -157,22 +157,7 @@ fn strace_sees_sendfile_only_in_sendfile_mode() {
             "{mode}: body differs under strace"
         );
         // SIGTERM the traced server (strace's child); strace exits with its exit status.
-        let children = std::fs::read_to_string(format!(
-            "/proc/{}/task/{}/children",
-            server.pid(),
-            server.pid()
-        ))
-        .unwrap();
-        let traced = children
-            .split_whitespace()
-            .next()
-            .expect("traced server pid");
-        assert!(Command::new("kill")
-            .args(["-TERM", traced])
-            .status()
-            .unwrap()
-            .success());
-        assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0), "{mode}");
+        assert_eq!(server.stop_traced(), Some(0), "{mode}");
         let log = std::fs::read_to_string(trace.path()).unwrap();
         let calls: Vec<&str> = log.lines().filter(|l| l.contains("sendfile")).collect();
         // Sum what the sendfile calls returned: "... = 2097152".
@@ -426,4 +411,44 @@ fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
             "{args:?}"
         );
     }
+}
+
+/// A head with a small body (a page, a poster, subtitles) leaves in one `writev` from the
+/// mapping instead of `sendmsg(MSG_MORE)` + `sendfile`: strace sees no sendfile, and the
+/// counters put the body on the writev path. A body above the threshold still takes sendfile.
+#[test]
+fn small_bodies_leave_with_their_head_in_one_writev_and_larger_ones_with_sendfile() {
+    if !require("strace") {
+        return;
+    }
+    let root = TestRoot::new();
+    let small = pattern(2048, 5);
+    let large = pattern(64 * 1024, 6);
+    root.file("small.vtt", &small);
+    root.file("large.jpg", &large);
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-e", "trace=sendfile,sendfile64", "-o"])
+        .arg(trace.path())
+        .arg(env!("CARGO_BIN_EXE_reelserve"));
+    let mut server = TestServer::start_with(command, root.path(), &["--mode", "sendfile"]);
+    assert!(server.get("/small.vtt", &[]).body == small);
+    let stats = server.stats();
+    assert_eq!(stats["bytes_writev_mapped"], 2048, "{stats:?}");
+    assert_eq!(stats["bytes_sendfile"], 0, "{stats:?}");
+    assert!(server.get("/large.jpg", &[]).body == large);
+    let stats = server.stats();
+    assert_eq!(stats["bytes_sendfile"], 64 * 1024, "{stats:?}");
+    assert_eq!(stats["bytes_writev_mapped"], 2048, "{stats:?}");
+    // SIGTERM the traced server (strace's child); strace exits with its exit status.
+    assert_eq!(server.stop_traced(), Some(0));
+    let log = std::fs::read_to_string(trace.path()).unwrap();
+    let sent: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("sendfile"))
+        .filter_map(|l| l.rsplit("= ").next()?.trim().parse().ok())
+        .collect();
+    // Only the large file's bytes went through sendfile.
+    assert_eq!(sent.iter().sum::<u64>(), 64 * 1024, "{log}");
 }

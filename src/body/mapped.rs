@@ -132,6 +132,26 @@ impl MappedRegistry {
             .any(|r| address >= r.start && address < r.start + r.len)
     }
 
+    /// Where the mapped slices among `bufs` are: the index of the first one, and how many
+    /// mapped bytes there are in all (one look at the registry for the whole write).
+    pub fn mapped_slices(&self, bufs: &[std::io::IoSlice<'_>]) -> (Option<usize>, usize) {
+        let regions = self.lock();
+        let mut first = None;
+        let mut total = 0;
+        for (index, buf) in bufs.iter().enumerate() {
+            let address = buf.as_ptr() as usize;
+            let mapped = !buf.is_empty()
+                && regions
+                    .iter()
+                    .any(|r| address >= r.start && address < r.start + r.len);
+            if mapped {
+                first.get_or_insert(index);
+                total += buf.len();
+            }
+        }
+        (first, total)
+    }
+
     /// Number of live regions (tests check that mappings are released).
     pub fn len(&self) -> usize {
         self.lock().len()

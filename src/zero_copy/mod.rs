@@ -52,6 +52,13 @@ pub const SENDFILE_AVAILABLE: bool = platform::SENDFILE_AVAILABLE;
 /// in bursts much closer together than this.
 pub const REUSABLE_MAPPING_IDLE_RELEASE: Duration = Duration::from_secs(1);
 
+/// A response whose file bytes in one write come to at most this leaves with its head in one
+/// `writev` from the mapping, instead of `sendmsg(MSG_MORE)` then `sendfile`: one syscall
+/// instead of two for a small page, a poster or a subtitle file, and copying a few KiB in the
+/// kernel costs less than the syscall it saves. The kernel reads the mapped pages, user space
+/// never does, so a truncated file still means EFAULT, never SIGBUS.
+pub const SMALL_BODY_WRITEV: usize = 16 * 1024;
+
 /// Largest single `sendfile` call: one fast client on a worker yields to the others at least
 /// this often (nginx's `sendfile_max_chunk` default is 2 MiB).
 pub const MAX_SENDFILE_CHUNK: usize = 2 * 1024 * 1024;
@@ -322,17 +329,19 @@ impl ZeroCopyStream {
     }
 
     /// The zero-copy path: bytes before the first mapped slice go out with `sendmsg(MSG_MORE)`,
-    /// a mapped slice goes out with `sendfile`.
+    /// a mapped slice goes out with `sendfile`; a head with a small body goes out in one
+    /// `writev` ([`SMALL_BODY_WRITEV`]).
     fn poll_write_zero_copy(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let first_mapped = bufs
-            .iter()
-            .position(|b| !b.is_empty() && self.shared.registry.contains(b.as_ptr()));
+        let (first_mapped, mapped_bytes) = self.shared.registry.mapped_slices(bufs);
         match first_mapped {
             None => self.poll_writev(cx, bufs),
+            // A head followed by a small body (only then: a lone tail of a big body still
+            // leaves with sendfile).
+            Some(n) if n > 0 && mapped_bytes <= SMALL_BODY_WRITEV => self.poll_writev(cx, bufs),
             Some(0) => {
                 let Some(span) = self.shared.registry.lookup(bufs[0].as_ptr()) else {
                     return self.poll_writev(cx, bufs);

@@ -170,6 +170,20 @@ impl TestServer {
         None
     }
 
+    /// For a server started under strace (`start_with(strace ...)`): SIGTERMs the traced server
+    /// (strace's child) and waits for strace, which exits with the server's exit status.
+    pub fn stop_traced(&mut self) -> Option<i32> {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid())).ok()?;
+        let traced = children.split_whitespace().next()?.to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &traced])
+            .status()
+            .ok()?;
+        assert!(killed.success(), "kill -TERM {traced}");
+        self.wait_exit(Duration::from_secs(20))
+    }
+
     /// A value from /proc/PID/status, in kB (e.g. "VmRSS", "VmHWM").
     pub fn proc_status_kb(&self, field: &str) -> u64 {
         proc_status_kb(self.pid(), field)
