@@ -8,6 +8,7 @@
 //! range (§14, [`crate::range`]), then the layout of the body (one range, or
 //! `multipart/byteranges`).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
@@ -34,11 +35,21 @@ pub struct Plan {
     pub body: Option<VecDeque<Segment>>,
 }
 
-/// How long clients may cache files (`--cache-max-age`); HTML pages always revalidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How long clients may cache files (`--cache-max-age`); HTML pages always revalidate. Made
+/// once per server: the field value is the same for every response.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachePolicy {
-    /// `max-age` for everything but HTML, in seconds.
-    pub max_age: u64,
+    /// `Cache-Control` for everything but HTML: `max-age=N`.
+    files: HeaderValue,
+}
+
+impl CachePolicy {
+    /// Files may be cached for `max_age` seconds.
+    pub fn max_age(max_age: u64) -> CachePolicy {
+        CachePolicy {
+            files: header_value(format!("max-age={max_age}")),
+        }
+    }
 }
 
 /// Decides the response to `method` with `request` fields for `representation` at `now`.
@@ -47,7 +58,7 @@ pub fn plan(
     method: MethodKind,
     request: &HeaderMap,
     representation: &Representation,
-    cache: CachePolicy,
+    cache: &CachePolicy,
     now: SystemTime,
     new_boundary: impl FnOnce() -> String,
 ) -> Result<Plan, ServeError> {
@@ -68,12 +79,20 @@ pub fn plan(
         if_range: joined[4].as_deref(),
         has_range: range_header.is_some(),
     };
-    let validators = Validators {
-        etag: representation.validators.etag.clone(),
-        last_modified: not_later_than_now(representation.validators.last_modified, now),
+    // Usually the file's own validators; a copy only for a modification time in the future.
+    let clamped = not_later_than_now(representation.validators.last_modified, now);
+    let clamped_copy;
+    let validators = if clamped == representation.validators.last_modified {
+        &representation.validators
+    } else {
+        clamped_copy = Validators {
+            etag: representation.validators.etag.clone(),
+            last_modified: clamped,
+        };
+        &clamped_copy
     };
-    let mut headers = representation_headers(representation, &validators, cache);
-    let honor_range = match conditional::evaluate(method, &preconditions, &validators, now) {
+    let mut headers = representation_headers(representation, validators, cache);
+    let honor_range = match conditional::evaluate(method, &preconditions, validators, now) {
         Precondition::NotModified => {
             // §15.4.5: a 304 carries the validators and caching fields a 200 would have.
             headers.remove(header::CONTENT_TYPE);
@@ -155,27 +174,25 @@ pub fn plan(
 fn representation_headers(
     representation: &Representation,
     validators: &Validators,
-    cache: CachePolicy,
+    cache: &CachePolicy,
 ) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        header_value(representation.content_type.clone()),
-    );
+    let content_type = match &representation.content_type {
+        Cow::Borrowed(known) => HeaderValue::from_static(known),
+        Cow::Owned(guessed) => header_value(guessed.clone()),
+    };
+    headers.insert(header::CONTENT_TYPE, content_type);
     headers.insert(header::ETAG, header_value(validators.etag_header()));
     if let Some(modified) = validators.last_modified {
-        headers.insert(
-            header::LAST_MODIFIED,
-            header_value(httpdate::fmt_http_date(modified)),
-        );
+        headers.insert(header::LAST_MODIFIED, http_date(modified));
     }
     // No `public`: it only matters for responses to requests with Authorization (RFC 9111
     // §5.2.2.9), which this server never asks for; HTTP linters flag it as noise.
     let cache_control = if representation.is_html() {
         HeaderValue::from_static("no-cache")
     } else {
-        header_value(format!("max-age={}", cache.max_age))
+        cache.files.clone()
     };
     headers.insert(header::CACHE_CONTROL, cache_control);
     headers.insert(
@@ -237,6 +254,50 @@ fn not_later_than_now(last_modified: Option<SystemTime>, now: SystemTime) -> Opt
     last_modified.map(|modified| modified.min(conditional::truncate_to_seconds(now)))
 }
 
+/// An HTTP-date (RFC 9110 §5.6.7, IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`), written by
+/// hand: every file response carries one, and formatting machinery costs several times the 29
+/// bytes. Times before 1970 are written as 1970 (as `httpdate` does).
+fn http_date(time: SystemTime) -> HeaderValue {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    // Days to a civil date (Howard Hinnant's algorithm, for days since 1970-01-01).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut out = [0u8; 29];
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    out[3..5].copy_from_slice(b", ");
+    out[5..7].copy_from_slice(&two(day));
+    out[7] = b' ';
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    out[11] = b' ';
+    out[12..14].copy_from_slice(&two(year / 100));
+    out[14..16].copy_from_slice(&two(year));
+    out[16] = b' ';
+    out[17..19].copy_from_slice(&two(of_day / 3600));
+    out[19] = b':';
+    out[20..22].copy_from_slice(&two(of_day / 60 % 60));
+    out[22] = b':';
+    out[23..25].copy_from_slice(&two(of_day % 60));
+    out[25..].copy_from_slice(b" GMT");
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// Header values we build are ASCII by construction (numbers, dates, quoted tags, MIME types).
 fn header_value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -262,7 +323,9 @@ mod tests {
 
     const LEN: u64 = 10_000;
     const ETAG: &str = "\"tag-1\"";
-    const CACHE: CachePolicy = CachePolicy { max_age: 3600 };
+    fn cache() -> CachePolicy {
+        CachePolicy::max_age(3600)
+    }
 
     fn modified() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000)
@@ -291,14 +354,14 @@ mod tests {
     }
 
     fn plan_for(method: MethodKind, fields: &[(&'static str, &'static str)]) -> Plan {
-        plan(method, &request(fields), &movie(), CACHE, now(), || {
+        plan(method, &request(fields), &movie(), &cache(), now(), || {
             "B".into()
         })
         .unwrap_or_else(|e| panic!("expected a plan, got {e}"))
     }
 
     fn refusal(method: MethodKind, fields: &[(&'static str, &'static str)]) -> StatusCode {
-        match plan(method, &request(fields), &movie(), CACHE, now(), || {
+        match plan(method, &request(fields), &movie(), &cache(), now(), || {
             "B".into()
         }) {
             Ok(plan) => panic!("expected a refusal, got {}", plan.status),
@@ -398,7 +461,7 @@ mod tests {
             MethodKind::Get,
             &request(&[("range", "bytes=0-1")]),
             &movie(),
-            CACHE,
+            &cache(),
             now(),
             || {
                 asked = true;
@@ -414,7 +477,7 @@ mod tests {
             MethodKind::Get,
             &request(&[("range", "bytes=20000-")]),
             &movie(),
-            CACHE,
+            &cache(),
             now(),
             || "B".into(),
         )
@@ -439,7 +502,7 @@ mod tests {
                 MethodKind::Get,
                 &HeaderMap::from_iter([(header::RANGE, HeaderValue::from_static(range))]),
                 &movie(),
-                CACHE,
+                &cache(),
                 now(),
                 || "B".into(),
             );
@@ -453,7 +516,7 @@ mod tests {
             MethodKind::Get,
             &request(&[("if-none-match", "\"tag-1\"")]),
             &movie(),
-            CACHE,
+            &cache(),
             now(),
             || "B".into(),
         )
@@ -542,7 +605,7 @@ mod tests {
             MethodKind::Get,
             &HeaderMap::new(),
             &page,
-            CACHE,
+            &cache(),
             now(),
             || "B".into(),
         );
@@ -563,6 +626,29 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(1_000_000))
         );
         assert_eq!(not_later_than_now(None, now), None);
+    }
+
+    proptest::proptest! {
+        /// The hand-written HTTP-date is exactly `httpdate`'s (up to the year 9999, its range).
+        #[test]
+        fn http_date_is_imf_fixdate(secs in 0u64..253_402_300_800) {
+            let time = UNIX_EPOCH + Duration::from_secs(secs);
+            let ours = http_date(time);
+            proptest::prop_assert_eq!(ours.to_str().unwrap_or_default(), httpdate::fmt_http_date(time));
+        }
+    }
+
+    #[test]
+    fn http_date_examples() {
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "Tue, 29 Feb 2000 00:00:00 GMT"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What a response is about: the bytes of a file (or of a page built into the binary), their
 //! length, validators and media type.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub struct Representation {
     /// `ETag` and `Last-Modified`.
     pub validators: Validators,
     /// `Content-Type`.
-    pub content_type: String,
+    pub content_type: Cow<'static, str>,
     /// Which version of which file this is (for reusing a mapping across responses).
     pub file_key: Option<FileKey>,
     /// `Content-Security-Policy` to send with it: set for the pages reelserve ships (see
@@ -64,7 +65,7 @@ impl Representation {
     }
 
     /// A page compiled into the binary; its tag is a hash of its bytes.
-    pub fn from_static(bytes: &'static [u8], content_type: &str) -> Representation {
+    pub fn from_static(bytes: &'static [u8], content_type: &'static str) -> Representation {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         bytes.hash(&mut hasher);
@@ -75,7 +76,7 @@ impl Representation {
                 etag: format!("builtin-{:016x}", hasher.finish()),
                 last_modified: None,
             },
-            content_type: content_type.to_string(),
+            content_type: Cow::Borrowed(content_type),
             file_key: None,
             content_security_policy: None,
         }
@@ -107,25 +108,45 @@ fn inode(_metadata: &std::fs::Metadata) -> u64 {
 
 /// `Content-Type` by file extension (mime_guess), with `charset=utf-8` for text types and the
 /// video types browsers expect. Unknown extensions are `application/octet-stream`.
-pub fn content_type_for(path: &Path) -> String {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    // mime_guess knows these, but a movie server should not depend on its table for them.
-    let known = match extension.as_deref() {
-        Some("mp4" | "m4v") => Some("video/mp4"),
-        Some("webm") => Some("video/webm"),
-        Some("mkv") => Some("video/x-matroska"),
-        Some("mov") => Some("video/quicktime"),
-        Some("html" | "htm") => Some("text/html; charset=utf-8"),
-        // WebVTT (subtitles): browsers ignore a <track> served with another type.
-        Some("vtt") => Some("text/vtt; charset=utf-8"),
-        _ => None,
-    };
-    if let Some(known) = known {
-        return known.to_string();
+pub fn content_type_for(path: &Path) -> Cow<'static, str> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if let Some((_, known)) = KNOWN_TYPES
+        .iter()
+        .find(|(ext, _)| ext.eq_ignore_ascii_case(extension))
+    {
+        return Cow::Borrowed(known);
     }
+    Cow::Owned(guessed_content_type(path))
+}
+
+/// The media types of the files a movie site is made of, without a lookup or an allocation per
+/// request. The video types and `vtt` are ours (a movie server should not depend on a general
+/// table for them, and browsers ignore a `<track>` served as anything but `text/vtt`); the
+/// others are what [`guessed_content_type`] says (a test keeps them equal).
+const KNOWN_TYPES: &[(&str, &str)] = &[
+    ("mp4", "video/mp4"),
+    ("m4v", "video/mp4"),
+    ("webm", "video/webm"),
+    ("mkv", "video/x-matroska"),
+    ("mov", "video/quicktime"),
+    ("html", "text/html; charset=utf-8"),
+    ("htm", "text/html; charset=utf-8"),
+    ("vtt", "text/vtt; charset=utf-8"),
+    ("css", "text/css; charset=utf-8"),
+    ("js", "text/javascript; charset=utf-8"),
+    ("json", "application/json; charset=utf-8"),
+    ("txt", "text/plain; charset=utf-8"),
+    ("svg", "image/svg+xml; charset=utf-8"),
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("webp", "image/webp"),
+    ("gif", "image/gif"),
+];
+
+/// The type `mime_guess` gives `path` (octet-stream when unknown), with `charset=utf-8` for
+/// text.
+fn guessed_content_type(path: &Path) -> String {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
     let essence = mime.essence_str();
     if mime.type_() == mime_guess::mime::TEXT
@@ -143,6 +164,21 @@ pub fn content_type_for(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_types_agree_with_the_general_table_except_ours() {
+        let ours = ["mp4", "m4v", "webm", "mkv", "mov", "html", "htm", "vtt"];
+        for (extension, known) in KNOWN_TYPES {
+            if !ours.contains(extension) {
+                let path = format!("file.{extension}");
+                assert_eq!(
+                    guessed_content_type(Path::new(&path)),
+                    *known,
+                    "{extension}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn content_types_by_extension() {

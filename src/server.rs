@@ -235,6 +235,7 @@ impl Server {
                 signing,
                 cors,
                 client_limit: ClientLimiter::new(config.max_connections_per_ip),
+                cache: crate::plan::CachePolicy::max_age(config.cache_max_age),
                 buffer_budget: ServerBudget::new(FileStrategy::largest_buffer(
                     mode,
                     config.chunk_size as usize,

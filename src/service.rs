@@ -21,7 +21,7 @@ use crate::conditional::MethodKind;
 use crate::error::ServeError;
 use crate::media;
 use crate::pacing::{Pacer, PacingConfig};
-use crate::plan::{self, CachePolicy};
+use crate::plan;
 use crate::render::{self, FileSending};
 use crate::representation::{Content, Representation};
 use crate::route::{self, Resource};
@@ -157,9 +157,7 @@ impl Connection {
                 policy,
             )),
             Resource::Representation(representation) => {
-                let cache = CachePolicy {
-                    max_age: self.state.config.cache_max_age,
-                };
+                let cache = &self.state.cache;
                 let plan = plan::plan(
                     method,
                     request.headers(),
