@@ -243,6 +243,9 @@ def reelserve_servers(modes: list[str]) -> list[Server]:
         reelserve(f"reelserve-{default}-log", "--mode", default, baseline="nginx-log"),
         reelserve(f"reelserve-{default}-per-core", "--mode", default, "--per-core",
                   *ACCESS_LOG_OFF),
+        # Descriptors kept for 60 s, against nginx with open_file_cache.
+        reelserve(f"reelserve-{default}-ofc", "--mode", default, "--open-file-cache", "60",
+                  *ACCESS_LOG_OFF, baseline="nginx-ofc"),
     ]
     return rows
 
@@ -262,7 +265,7 @@ http {{
     tcp_nopush on;
     tcp_nodelay on;
     access_log {access_log};
-    # reelserve closes no keep-alive connection after N requests; nginx's default is 1000.
+{open_file_cache}    # reelserve closes no keep-alive connection after N requests; nginx's default is 1000.
     keepalive_requests 1000000;
     keepalive_timeout 60s;
     client_body_temp_path {prefix}/client_body;
@@ -284,7 +287,14 @@ NGINX_TLS = """\
 """
 
 
-def nginx_conf(launch: Launch, access_log: str) -> str:
+# nginx's descriptor cache, against reelserve's --open-file-cache 60.
+NGINX_OPEN_FILE_CACHE = """\
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+"""
+
+
+def nginx_conf(launch: Launch, access_log: str, open_file_cache: bool = False) -> str:
     # As root, workers would run as nobody; keep them as the invoking user so they read DATA.
     user = ""
     if os.getuid() == 0:
@@ -292,6 +302,7 @@ def nginx_conf(launch: Launch, access_log: str) -> str:
     return NGINX_CONF.format(
         user=user, workers=launch.workers, prefix=launch.prefix, port=launch.port,
         data=launch.data, access_log=launch.fill(access_log),
+        open_file_cache=NGINX_OPEN_FILE_CACHE if open_file_cache else "",
         listen_tls=" ssl http2" if launch.tls else "",
         tls=NGINX_TLS.format(cert=launch.cert, key=launch.key) if launch.tls else "",
     )
@@ -316,6 +327,9 @@ PEERS = [
     # certificate.
     Server("nginx", "nginx", NGINX_ARGV, tls_argv=(),
            config=functools.partial(nginx_conf, access_log="off"), install=APT.format("nginx")),
+    Server("nginx-ofc", "nginx", NGINX_ARGV,
+           config=functools.partial(nginx_conf, access_log="off", open_file_cache=True),
+           install=APT.format("nginx")),
     Server("nginx-log", "nginx", NGINX_ARGV,
            config=functools.partial(nginx_conf, access_log="{prefix}/access.log combined"),
            install=APT.format("nginx")),

@@ -23,6 +23,7 @@
 //! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
 //! | [`state`] | what every connection shares |
 //! | [`watchdog`] | the send timeout for HTTP/2 streams |
+//! | [`open_file_cache`] | `--open-file-cache`: descriptors kept for reuse, always `fstat`ed |
 //! | [`access_log`] | one line per response, buffered off the event loops |
 //! | [`log_sink`] | the bounded, lossy, non-blocking buffer every log line goes through |
 //! | [`tls`] | the rustls configuration from `--tls-cert`/`--tls-key`; the kernel TLS probe |
@@ -52,6 +53,7 @@ pub mod library;
 pub mod log_sink;
 pub mod media;
 pub mod metrics;
+pub mod open_file_cache;
 pub mod pacing;
 pub mod pages;
 pub mod plan;

@@ -50,6 +50,17 @@ impl Representation {
         path: &Path,
         etag_inode: bool,
     ) -> Representation {
+        Representation::from_shared_file(Arc::new(file), metadata, path, etag_inode)
+    }
+
+    /// The same for a file that may be shared (the open-file cache keeps one descriptor for
+    /// many responses); `metadata` must be an `fstat` of it taken now.
+    pub fn from_shared_file(
+        file: Arc<File>,
+        metadata: &std::fs::Metadata,
+        path: &Path,
+        etag_inode: bool,
+    ) -> Representation {
         Representation {
             validators: Validators::from_file_identity(
                 etag_inode.then(|| inode(metadata)),
@@ -58,7 +69,7 @@ impl Representation {
             ),
             len: metadata.len(),
             file_key: Some(FileKey::from_metadata(metadata)),
-            content: Content::File(Arc::new(file)),
+            content: Content::File(file),
             content_type: content_type_for(path),
             content_security_policy: None,
         }

@@ -11,6 +11,7 @@
 //! What is *sent* for a file (200, 206, 304, ...) is not decided here but by [`crate::plan`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use http::HeaderValue;
 
@@ -19,6 +20,7 @@ use crate::pages;
 use crate::representation::Representation;
 use crate::resolve::{self, DecodedPath, Opened, PathError};
 use crate::state::ServerState;
+use crate::stats::ServerStats;
 
 /// Prefix of the server's own endpoints (kept out of the way of files).
 pub const API_PREFIX: &str = "/_reelserve/";
@@ -55,13 +57,9 @@ pub async fn route(
         "/video" => {
             let movie = state.movies.default_movie_path().await?;
             let movie = movie.ok_or_else(ServeError::not_found)?;
-            match open_beneath(state, &movie)? {
-                Opened::File {
-                    file,
-                    metadata,
-                    path,
-                } => representation(state, file, &metadata, &path),
-                Opened::Directory(_) => return Err(ServeError::not_found()),
+            match find(state, &movie)? {
+                Found::File(representation) => representation,
+                Found::Directory(_) => return Err(ServeError::not_found()),
             }
         }
         "/" => front_page(state)?,
@@ -70,15 +68,11 @@ pub async fn route(
             if is_hidden(&decoded) {
                 return Err(ServeError::not_found());
             }
-            match open_beneath(state, decoded.relative()) {
-                Ok(Opened::File {
-                    file,
-                    metadata,
-                    path,
-                }) => representation(state, file, &metadata, &path).with_content_security_policy(
+            match find(state, decoded.relative()) {
+                Ok(Found::File(representation)) => representation.with_content_security_policy(
                     pages::content_security_policy(decoded.relative()),
                 ),
-                Ok(Opened::Directory(directory)) => {
+                Ok(Found::Directory(directory)) => {
                     return directory_resource(state, path, query, &decoded, directory).await
                 }
                 Err(PathError::NotFound) if pages::builtin_file(decoded.relative()).is_some() => {
@@ -94,18 +88,13 @@ pub async fn route(
 /// `/`: the root's `index.html`, else the player page on disk, else the built-in player.
 fn front_page(state: &ServerState) -> Result<Representation, ServeError> {
     for candidate in ["index.html", pages::PLAYER_PAGE] {
-        match open_beneath(state, Path::new(candidate)) {
-            Ok(Opened::File {
-                file,
-                metadata,
-                path,
-            }) => {
-                return Ok(representation(state, file, &metadata, &path)
-                    .with_content_security_policy(pages::content_security_policy(Path::new(
-                        candidate,
-                    ))))
+        match find(state, Path::new(candidate)) {
+            Ok(Found::File(representation)) => {
+                return Ok(representation.with_content_security_policy(
+                    pages::content_security_policy(Path::new(candidate)),
+                ))
             }
-            Ok(Opened::Directory(_)) | Err(PathError::NotFound) => continue,
+            Ok(Found::Directory(_)) | Err(PathError::NotFound) => continue,
             Err(error) => return Err(error.into()),
         }
     }
@@ -131,20 +120,12 @@ async fn directory_resource(
         let location = HeaderValue::try_from(location).map_err(|_| ServeError::not_found())?;
         return Err(ServeError::moved_permanently(location));
     }
-    // The index goes through `open_beneath` like any other file: `dir/index.html` may be a
-    // symlink, and one that leaves the root must not be served. A missing or escaping index
-    // means a listing, as if there were none.
-    match open_beneath(state, &decoded.relative().join("index.html")) {
-        Ok(Opened::File {
-            file,
-            metadata,
-            path,
-        }) => {
-            return Ok(Resource::Representation(representation(
-                state, file, &metadata, &path,
-            )))
-        }
-        Ok(Opened::Directory(_)) | Err(PathError::NotFound) => {}
+    // The index goes through `find` like any other file: `dir/index.html` may be a symlink,
+    // and one that leaves the root must not be served. A missing or escaping index means a
+    // listing, as if there were none.
+    match find(state, &decoded.relative().join("index.html")) {
+        Ok(Found::File(representation)) => return Ok(Resource::Representation(representation)),
+        Ok(Found::Directory(_)) | Err(PathError::NotFound) => {}
         Err(error) => return Err(error.into()),
     }
     let url_path = url_path.to_owned();
@@ -179,18 +160,43 @@ async fn api(state: &ServerState, endpoint: &str) -> Result<Resource, ServeError
     })
 }
 
-/// Opens a path relative to the root (see [`resolve::open_beneath`]).
-fn open_beneath(state: &ServerState, relative: &Path) -> Result<Opened, PathError> {
-    resolve::open_beneath(&state.root_dir, relative)
+/// What a path relative to the root names.
+enum Found {
+    File(Representation),
+    Directory(PathBuf),
 }
 
-fn representation(
-    state: &ServerState,
-    file: std::fs::File,
-    metadata: &std::fs::Metadata,
-    path: &Path,
-) -> Representation {
-    Representation::from_open_file(file, metadata, path, state.config.etag_inode)
+/// Opens a path relative to the root (see [`resolve::open_beneath`]), or takes its descriptor
+/// from the open-file cache (`--open-file-cache`), whose `fstat` is always fresh.
+fn find(state: &ServerState, relative: &Path) -> Result<Found, PathError> {
+    let etag_inode = state.config.etag_inode;
+    if let Some(cache) = &state.open_files {
+        if let Some(hit) = cache.get(relative) {
+            ServerStats::add(&state.stats.open_file_cache_hits, 1);
+            return Ok(Found::File(Representation::from_shared_file(
+                hit.file,
+                &hit.metadata,
+                &hit.path,
+                etag_inode,
+            )));
+        }
+    }
+    match resolve::open_beneath(&state.root_dir, relative)? {
+        Opened::File {
+            file,
+            metadata,
+            path,
+        } => {
+            let file = Arc::new(file);
+            if let Some(cache) = &state.open_files {
+                cache.insert(relative, Arc::clone(&file), &path);
+            }
+            Ok(Found::File(Representation::from_shared_file(
+                file, &metadata, &path, etag_inode,
+            )))
+        }
+        Opened::Directory(directory) => Ok(Found::Directory(directory)),
+    }
 }
 
 /// The built-in copy of a player file (page, script, style).

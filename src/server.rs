@@ -236,6 +236,9 @@ impl Server {
                 cors,
                 client_limit: ClientLimiter::new(config.max_connections_per_ip),
                 cache: crate::plan::CachePolicy::max_age(config.cache_max_age),
+                open_files: config
+                    .open_file_cache
+                    .map(crate::open_file_cache::OpenFileCache::new),
                 buffer_budget: ServerBudget::new(FileStrategy::largest_buffer(
                     mode,
                     config.chunk_size as usize,

@@ -32,6 +32,8 @@ pub struct ServerState {
     pub client_limit: Option<Arc<crate::client_limit::ClientLimiter>>,
     /// Prometheus metrics (served with `--metrics-addr`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Open descriptors kept for reuse (`--open-file-cache`), if on.
+    pub open_files: Option<crate::open_file_cache::OpenFileCache>,
     /// `Cache-Control` for files (`--cache-max-age`).
     pub cache: crate::plan::CachePolicy,
     /// The server-wide budget for file bytes held in buffers (`body::budget`).

@@ -37,6 +37,8 @@ pub struct ServerStats {
     pub stalled_streams_reset: AtomicU64,
     /// Idle keep-alive connections closed to make room for new ones at `--max-connections`.
     pub idle_connections_evicted: AtomicU64,
+    /// Files served from a descriptor the open-file cache kept (`--open-file-cache`).
+    pub open_file_cache_hits: AtomicU64,
 }
 
 impl ServerStats {
@@ -56,6 +58,7 @@ impl ServerStats {
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
                 "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
                 "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},\"bytes_paced\":{},",
+                "\"open_file_cache_hits\":{},",
                 "\"access_log_lines\":{},\"access_log_dropped\":{}}}"
             ),
             mode,
@@ -74,6 +77,7 @@ impl ServerStats {
             get(&self.stalled_streams_reset),
             get(&self.idle_connections_evicted),
             get(&self.bytes_paced),
+            get(&self.open_file_cache_hits),
             crate::access_log::lines_written(),
             crate::access_log::lines_dropped(),
         )
