@@ -1,6 +1,7 @@
 //! What does a request cost before and around the file bytes? The sans-IO decisions every
 //! request goes through (`Range`, preconditions, path decoding), for the headers players send and
-//! for hostile ones, then a whole small GET through the real server.
+//! for hostile ones, then a whole small GET through the real server, and the same GET through a
+//! server in this process, where a counting allocator says how many allocations it costs.
 //!
 //! The hostile cases are there to show the work stays linear and small: a 16 KiB header (the
 //! server's head limit) must cost microseconds, never milliseconds.
@@ -17,7 +18,7 @@ use reelserve::conditional::{self, MethodKind, RequestPreconditions, Validators}
 use reelserve::range;
 use reelserve::resolve;
 
-use live_server::{make_file, quick, server_modes, LiveServer};
+use live_server::{make_file, quick, server_modes, KeepAliveClient, LiveServer};
 
 /// Length of the representation ranges are resolved against: a 1 GiB movie.
 const MOVIE_LEN: u64 = 1 << 30;
@@ -222,6 +223,128 @@ fn bench_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
+/// Counts every allocation this process makes (the server below runs in it), then hands the
+/// work to the system allocator.
+struct CountingAllocator;
+
+static ALLOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
+// allocator contract holds exactly as it does for `System`; the counter is a relaxed atomic.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is `System::alloc`'s.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `System` (every allocation here does), with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc_zeroed` is `System::alloc_zeroed`'s.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: `ptr` came from `System` with `layout`; the caller guarantees `new_size`.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: CountingAllocator = CountingAllocator;
+
+/// reelserve (`sendfile` mode, access log off) serving from a thread of this process, so the
+/// counting allocator sees its allocations.
+struct InProcessServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessServer {
+    fn start(root: &std::path::Path, extra: &[&str]) -> InProcessServer {
+        use clap::Parser;
+        let mut args = vec!["reelserve", "--addr", "127.0.0.1:0", "--workers", "2"];
+        args.extend([
+            "--access-log",
+            "off",
+            "--log-level",
+            "warn",
+            "--shutdown-timeout",
+            "1",
+        ]);
+        args.extend(["--root", root.to_str().expect("UTF-8 temp path")]);
+        args.extend(extra);
+        let config = reelserve::Config::try_parse_from(args).expect("bench configuration");
+        let server = reelserve::Server::bind(config).expect("bind the in-process server");
+        let addr = server.local_addr().expect("bound address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _ = server.run(async {
+                let _ = stopped.await;
+            });
+        });
+        InProcessServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Allocations per small GET, server and hyper included (the client allocates nothing), then
+/// the time of one: the cost of the request path in user space, without a second process.
+fn bench_allocations(c: &mut Criterion) {
+    const REQUESTS: u64 = 2_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    make_file(&dir.path().join("small.bin"), SMALL_FILE_SIZE);
+    let request = b"GET /small.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let mut group = c.benchmark_group("server/in-process-small-get");
+    group.throughput(Throughput::Elements(1));
+    for (label, extra) in [
+        ("default", &[][..]),
+        ("open-file-cache", &["--open-file-cache", "60"][..]),
+    ] {
+        let server = InProcessServer::start(dir.path(), extra);
+        let mut client = KeepAliveClient::connect(server.addr);
+        // Warm: the connection's mapping and buffers exist before counting.
+        for _ in 0..100 {
+            client.send(request);
+        }
+        let before = ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..REQUESTS {
+            client.send(request);
+        }
+        let after = ALLOCATIONS.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "allocations per small GET ({label}): {:.1}",
+            (after - before) as f64 / REQUESTS as f64
+        );
+        group.bench_function(BenchmarkId::new(label, "1KiB"), |b| {
+            b.iter(|| client.send(request))
+        });
+        drop(client);
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     let (warm_up, measurement) = if quick() {
         (QUICK_WARM_UP, QUICK_MEASUREMENT)
@@ -236,6 +359,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_range, bench_conditional, bench_decode_path, bench_round_trip
+    targets = bench_range, bench_conditional, bench_decode_path, bench_round_trip,
+        bench_allocations
 }
 criterion_main!(benches);

@@ -20,7 +20,8 @@
 //! | [`body`] | response bodies; `--mode` and the per-connection [`body::FileStrategy`] |
 //! | [`zero_copy`] | the connection IO: `sendfile(2)` for mapped chunks, and every timeout |
 //! | [`service`] | the hyper service: ties the layers together, access log |
-//! | [`server`] | accept loop, limits, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`server`] | accept loop, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`admission`] | connection slots: per-client limit (429), `--max-connections`, making room |
 //! | [`state`] | what every connection shares |
 //! | [`watchdog`] | the send timeout for HTTP/2 streams |
 //! | [`open_file_cache`] | `--open-file-cache`: descriptors kept for reuse, always `fstat`ed |
@@ -43,6 +44,7 @@
 
 pub mod access;
 pub mod access_log;
+pub mod admission;
 pub mod body;
 pub mod client_limit;
 pub mod conditional;

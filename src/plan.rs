@@ -116,7 +116,27 @@ pub fn plan(
         _ => Resolved::WholeRepresentation,
     };
 
-    let (status, segments) = match resolved {
+    let (status, segments) = body_layout(resolved, representation, &mut headers, new_boundary)?;
+
+    let len: u64 = segments.iter().map(Segment::len).sum();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    Ok(Plan {
+        status,
+        headers,
+        body: (method == MethodKind::Get).then_some(segments),
+    })
+}
+
+/// The status and body pieces for the resolved `Range` (§14, §15.3.7): the whole
+/// representation, one range with its `Content-Range`, or `multipart/byteranges`; a 416 when
+/// nothing is satisfiable. Adds the fields that go with the layout to `headers`.
+fn body_layout(
+    resolved: Resolved,
+    representation: &Representation,
+    headers: &mut HeaderMap,
+    new_boundary: impl FnOnce() -> String,
+) -> Result<(StatusCode, VecDeque<Segment>), ServeError> {
+    let layout = match resolved {
         Resolved::WholeRepresentation => (
             StatusCode::OK,
             VecDeque::from([Segment::File {
@@ -128,7 +148,7 @@ pub fn plan(
         Resolved::Unsatisfiable => {
             return Err(ServeError::range_not_satisfiable(
                 representation.len,
-                headers,
+                std::mem::take(headers),
             ))
         }
         Resolved::Satisfiable(ranges) if ranges.len() == 1 => {
@@ -161,13 +181,7 @@ pub fn plan(
         }
     };
 
-    let len: u64 = segments.iter().map(Segment::len).sum();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    Ok(Plan {
-        status,
-        headers,
-        body: (method == MethodKind::Get).then_some(segments),
-    })
+    Ok(layout)
 }
 
 /// The fields every response about this representation carries.

@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::{Admission, Admitted};
 use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
-use crate::client_limit::{ClientGuard, ClientLimiter, TOO_MANY_CONNECTIONS};
+use crate::client_limit::ClientLimiter;
 use crate::config::{Config, Mode};
 use crate::cors::CorsPolicy;
 use crate::library::MovieIndex;
@@ -196,25 +197,9 @@ impl Server {
         };
         let listeners = bind_listeners(config.addr, listener_count)
             .map_err(|e| StartupError::Bind(config.addr, e))?;
-        let signing = match &config.signing_key_file {
-            Some(path) => {
-                let keys = SigningKeys::load(path).map_err(StartupError::SigningKeys)?;
-                tracing::info!(
-                    keys = keys.current().len(),
-                    "signed links required (except {:?}); keys reload on SIGHUP",
-                    crate::signed_link::EXEMPT_PATHS
-                );
-                Some(Arc::new(keys))
-            }
-            None => None,
-        };
+        let signing = load_signing_keys(&config)?;
         let cors = CorsPolicy::new(&config.cors_origins).map_err(StartupError::Cors)?;
-        let metrics_listener = match config.metrics_addr {
-            Some(addr) => {
-                Some(metrics::bind(addr).map_err(|e| StartupError::MetricsBind(addr, e))?)
-            }
-            None => None,
-        };
+        let metrics_listener = bind_metrics(&config)?;
         let mode = config.mode();
         if mode == Mode::Sendfile && !SENDFILE_AVAILABLE {
             tracing::warn!(
@@ -339,26 +324,7 @@ impl Server {
         let control = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        // Metrics and key reloads run on the control thread, beside signal handling: away from
-        // the event loops, and alive as long as the server.
-        if let Some(listener) = metrics_listener {
-            let metrics = Arc::clone(&state.metrics);
-            control.spawn(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => metrics::serve(listener, metrics).await,
-                    Err(error) => tracing::error!(%error, "metrics listener unusable"),
-                }
-            });
-        }
-        if let Some(keys) = &state.signing {
-            control.spawn(crate::signed_link::reload_on_sighup(Arc::clone(keys)));
-        }
-        // Name every movie browsers cannot start playing until they have fetched its end, with
-        // the fix; the scan also fills the movie index before the first request needs it.
-        let startup_state = Arc::clone(&state);
-        control.spawn(async move {
-            startup_state.movies.warn_about_slow_starts().await;
-        });
+        spawn_control_tasks(&control, &state, metrics_listener);
         match scheduler {
             Scheduler::PerCore(_) => {
                 let mut loops = Vec::with_capacity(listeners.len());
@@ -408,6 +374,59 @@ impl Server {
     }
 }
 
+/// The signing keys of `--signing-key-file`, if given.
+fn load_signing_keys(config: &Config) -> Result<Option<Arc<SigningKeys>>, StartupError> {
+    let Some(path) = &config.signing_key_file else {
+        return Ok(None);
+    };
+    let keys = SigningKeys::load(path).map_err(StartupError::SigningKeys)?;
+    tracing::info!(
+        keys = keys.current().len(),
+        "signed links required (except {:?}); keys reload on SIGHUP",
+        crate::signed_link::EXEMPT_PATHS
+    );
+    Ok(Some(Arc::new(keys)))
+}
+
+/// The metrics listener of `--metrics-addr`, if given: bound at start, so a taken port is a
+/// start-up error rather than a silent absence.
+fn bind_metrics(config: &Config) -> Result<Option<std::net::TcpListener>, StartupError> {
+    match config.metrics_addr {
+        Some(addr) => Ok(Some(
+            metrics::bind(addr).map_err(|e| StartupError::MetricsBind(addr, e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The server's own work, on the control thread beside signal handling (away from the event
+/// loops, alive as long as the server): the metrics listener, key reloads on SIGHUP, and the
+/// start-up scan of the movies.
+fn spawn_control_tasks(
+    control: &tokio::runtime::Runtime,
+    state: &Arc<ServerState>,
+    metrics_listener: Option<std::net::TcpListener>,
+) {
+    if let Some(listener) = metrics_listener {
+        let metrics = Arc::clone(&state.metrics);
+        control.spawn(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => metrics::serve(listener, metrics).await,
+                Err(error) => tracing::error!(%error, "metrics listener unusable"),
+            }
+        });
+    }
+    if let Some(keys) = &state.signing {
+        control.spawn(crate::signed_link::reload_on_sighup(Arc::clone(keys)));
+    }
+    // Name every movie browsers cannot start playing until they have fetched its end, with the
+    // fix; the scan also fills the movie index before the first request needs it.
+    let startup_state = Arc::clone(state);
+    control.spawn(async move {
+        startup_state.movies.warn_about_slow_starts().await;
+    });
+}
+
 /// What every event loop shares.
 struct LoopContext {
     state: Arc<ServerState>,
@@ -437,12 +456,12 @@ async fn accept_loop(
     let state = &context.state;
     let config = &state.config;
     let graceful = GracefulShutdown::new();
-    let permits = Arc::clone(&context.connection_slots);
-    let max_connections = config.max_connections as usize;
+    let mut admission = Admission::new(
+        Arc::clone(state),
+        Arc::clone(&context.connection_slots),
+        context.tls.is_some(),
+    );
     tokio::pin!(stop);
-
-    let refusing = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
-    let mut connections = ConnectionTable::default();
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -456,62 +475,19 @@ async fn accept_loop(
             },
             () = &mut stop => break,
         };
-        // Over the per-client limit: answer 429 and close, before taking a slot from anyone.
-        let client_guard = match &state.client_limit {
-            None => None,
-            Some(limiter) => match limiter.try_acquire(peer.ip()) {
-                Some(guard) => Some(guard),
-                None => {
-                    state.metrics.refused(429, "too_many_connections");
-                    tracing::debug!(%peer, "429: too many connections from this client");
-                    refuse_connection(tcp, context.tls.is_some(), &refusing);
-                    continue;
-                }
-            },
-        };
-        let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // At --max-connections: make room by closing connections that wait for a
-                // request they have not started, oldest first, as nginx closes keep-alive
-                // connections when it runs out of worker_connections. Until a slot frees, the new
-                // client waits (and nobody else is accepted), as it would in the listen backlog.
-                let acquired = loop {
-                    if connections.evict_oldest_idle() {
-                        ServerStats::add(&state.stats.idle_connections_evicted, 1);
-                    }
-                    tokio::select! {
-                        permit = Arc::clone(&permits).acquire_owned() => break permit.ok(),
-                        () = tokio::time::sleep(EVICTION_RETRY) => continue,
-                        () = &mut stop => break None,
-                    }
-                };
-                match acquired {
-                    Some(permit) => permit,
-                    None => break,
-                }
-            }
+        let (tcp, slot, shared) = match admission.admit(tcp, peer, &mut stop).await {
+            Admitted::Connection { tcp, slot, shared } => (tcp, slot, shared),
+            Admitted::Refused => continue,
+            Admitted::Stopping => break,
         };
         // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
-        let shared = Arc::new(ConnShared::default());
-        connections.track(&shared, max_connections);
-        let stats = Arc::clone(&state.stats);
-        ServerStats::add(&stats.connections_accepted, 1);
-        ServerStats::add(&stats.open_connections, 1);
-        // Released when the task ends, however it ends (even by a panic, which tokio
-        // confines to this task: only this connection dies).
-        let slot = ConnectionSlot {
-            stats: Arc::clone(&stats),
-            _permit: permit,
-            _client: client_guard,
-        };
         let io = ZeroCopyStream::new(
             tcp,
             Arc::clone(&shared),
-            stats,
+            Arc::clone(&state.stats),
             context.timeouts,
             context.strategy,
         );
@@ -557,38 +533,6 @@ async fn accept_loop(
     Ok(())
 }
 
-/// How often a new client waiting for a slot looks again for an idle connection to close.
-const EVICTION_RETRY: Duration = Duration::from_millis(100);
-
-/// The connections of one event loop, oldest first, for closing idle ones under slot pressure.
-#[derive(Default)]
-struct ConnectionTable {
-    connections: std::collections::VecDeque<std::sync::Weak<ConnShared>>,
-}
-
-impl ConnectionTable {
-    /// Adds a new connection; forgets closed ones now and then (at most twice the live count
-    /// is kept).
-    fn track(&mut self, connection: &Arc<ConnShared>, limit: usize) {
-        self.connections.push_back(Arc::downgrade(connection));
-        if self.connections.len() > 2 * limit + 64 {
-            self.connections.retain(|c| c.strong_count() > 0);
-        }
-    }
-
-    /// Closes the oldest connection that waits for a request it has not started. Whether one
-    /// was found.
-    fn evict_oldest_idle(&mut self) -> bool {
-        self.connections.retain(|c| c.strong_count() > 0);
-        self.connections
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .any(|connection| connection.evict_if_idle())
-    }
-}
-
-/// Binds `count` listening sockets to one address: with more than one, SO_REUSEPORT lets the
-/// kernel spread new connections over them (the first socket picks the port for `:0`).
 /// Lists the root's first entry: a root the server may not read would otherwise start fine and
 /// then answer every request with 403.
 fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
@@ -598,6 +542,8 @@ fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Binds `count` listening sockets to one address: with more than one, SO_REUSEPORT lets the
+/// kernel spread new connections over them (the first socket picks the port for `:0`).
 fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
     if count <= 1 {
         return Ok(vec![bind_listener(addr, false)?]);
@@ -740,63 +686,6 @@ fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
         mode.name(),
         FileStrategy::for_connection(mode, chunk_size, Transport::Tls),
     )
-}
-
-/// One connection's share of the limits: holds a `--max-connections` permit and keeps the
-/// `open_connections` counter right.
-struct ConnectionSlot {
-    stats: Arc<ServerStats>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    /// The connection's place in its client's `--max-connections-per-ip` count.
-    _client: Option<ClientGuard>,
-}
-
-/// 429 answers being written at once, per event loop. Beyond it a refused connection is just
-/// closed: a flood of refused connections costs at most this many small tasks.
-const MAX_REFUSALS_IN_FLIGHT: usize = 64;
-
-/// How long a refused connection may take to receive its 429 and close.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Answers a connection over its client's limit with [`TOO_MANY_CONNECTIONS`] and closes it,
-/// holding no `--max-connections` slot. Over TLS there is no handshake to answer in (that would
-/// cost the CPU the limit protects), so the connection is only closed.
-fn refuse_connection(tcp: tokio::net::TcpStream, tls: bool, refusing: &Arc<Semaphore>) {
-    let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
-        return;
-    };
-    if tls {
-        return;
-    }
-    tokio::spawn(async move {
-        let _permit = permit;
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer_429(tcp)).await;
-    });
-}
-
-/// Writes the 429, then reads what the client sent until it closes: closing a socket with
-/// unread bytes sends a reset, which can make the client lose the response it was sent.
-async fn answer_429(mut tcp: tokio::net::TcpStream) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    tcp.write_all(TOO_MANY_CONNECTIONS).await?;
-    tcp.shutdown().await?;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while drained < 64 * 1024 {
-        match tcp.read(&mut sink).await? {
-            0 => break,
-            n => drained += n,
-        }
-    }
-    Ok(())
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.stats
-            .open_connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

@@ -206,6 +206,7 @@ fn http2_clients_that_never_read_cannot_grow_the_servers_memory() {
     let second = wave(&runtime);
     let after_second = server.proc_status_kb("VmHWM");
     drop(second);
+    eprintln!("peak RSS: {after_first} kB after one wave, {after_second} kB after two");
     assert!(
         after_first < 128 * 1024,
         "peak RSS {after_first} kB with 60 non-reading HTTP/2 clients"

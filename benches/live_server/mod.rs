@@ -115,7 +115,8 @@ pub struct KeepAliveClient {
 }
 
 impl KeepAliveClient {
-    fn connect(addr: SocketAddr) -> KeepAliveClient {
+    /// A connection to a server at `addr` (the live one, or one in this process).
+    pub fn connect(addr: SocketAddr) -> KeepAliveClient {
         let stream = TcpStream::connect(addr).expect("connect to reelserve");
         stream.set_nodelay(true).expect("TCP_NODELAY");
         KeepAliveClient {
@@ -129,9 +130,15 @@ impl KeepAliveClient {
     /// that silently measured error pages would be worse than none.
     pub fn get(&mut self, path: &str) -> u64 {
         let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-        self.stream
-            .write_all(request.as_bytes())
-            .expect("send request");
+        self.send(request.as_bytes())
+    }
+
+    /// Sends `request` (a whole GET) and drains its response as [`get`](Self::get) does,
+    /// allocating nothing: what an allocation count of the server needs from its client.
+    pub fn send(&mut self, request: &[u8]) -> u64 {
+        let path = request.split(|&b| b == b' ').nth(1).unwrap_or_default();
+        let path = std::str::from_utf8(path).unwrap_or("?");
+        self.stream.write_all(request).expect("send request");
 
         // Read until the end of the head; whatever follows it is the start of the body.
         let mut filled = 0;
