@@ -202,8 +202,6 @@ async fn answer_429(mut tcp: tokio::net::TcpStream) -> io::Result<()> {
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.stats
-            .open_connections
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.open_connections.sub(1);
     }
 }

@@ -327,7 +327,7 @@ mod tests {
         pacer.on_sent(60, 100);
         assert_eq!(conn.pacing.requested(), 10);
         pacer.on_sent(100, 150);
-        assert_eq!(stats.bytes_paced.load(Ordering::Relaxed), 50);
+        assert_eq!(stats.bytes_paced.get(), 50);
     }
 
     #[test]

@@ -164,7 +164,7 @@ mod tests {
         )
         .await;
         assert_eq!(started.elapsed(), Duration::from_secs(5));
-        assert_eq!(stats.stalled_streams_reset.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.stalled_streams_reset.get(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -187,7 +187,7 @@ mod tests {
         .await;
         assert!(finished.load(Ordering::Relaxed));
         assert_eq!(started.elapsed(), Duration::from_secs(30));
-        assert_eq!(stats.stalled_streams_reset.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.stalled_streams_reset.get(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -204,6 +204,6 @@ mod tests {
         )
         .await;
         assert_eq!(started.elapsed(), Duration::from_secs(9));
-        assert_eq!(stats.stalled_streams_reset.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.stalled_streams_reset.get(), 1);
     }
 }

@@ -565,15 +565,15 @@ mod tests {
     async fn mapped_slices_leave_through_sendfile() {
         let (received, expected, stats) = send_head_and_chunk(false).await;
         assert!(received == expected, "bytes differ");
-        assert_eq!(stats.bytes_sendfile.load(Ordering::Relaxed), 250_000);
-        assert_eq!(stats.bytes_writev_mapped.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.bytes_sendfile.get(), 250_000);
+        assert_eq!(stats.bytes_writev_mapped.get(), 0);
     }
 
     #[tokio::test]
     async fn refused_sendfile_falls_back_to_writev_from_the_mapping() {
         let (received, expected, stats) = send_head_and_chunk(true).await;
         assert!(received == expected, "bytes differ");
-        assert_eq!(stats.bytes_sendfile.load(Ordering::Relaxed), 0);
-        assert_eq!(stats.bytes_writev_mapped.load(Ordering::Relaxed), 250_000);
+        assert_eq!(stats.bytes_sendfile.get(), 0);
+        assert_eq!(stats.bytes_writev_mapped.get(), 250_000);
     }
 }
