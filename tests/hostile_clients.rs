@@ -110,6 +110,11 @@ fn http2_streams_stalled_by_a_zero_window_are_reset_and_release_their_files() {
             })
             .unwrap_or(0)
     };
+    eprintln!(
+        "zero-window attack: {} descriptors held ({} of them the movie), baseline {baseline}",
+        server.open_fds(),
+        movie_fds()
+    );
     assert!(
         eventually(Duration::from_secs(6), || movie_fds() == 0),
         "stalled streams still hold {} descriptors of the movie",
@@ -129,6 +134,11 @@ fn http2_streams_stalled_by_a_zero_window_are_reset_and_release_their_files() {
         }
         closed
     });
+    eprintln!(
+        "zero-window attack after the send timeout: {} descriptors, {closed}/{connections} \
+         connections closed by the idle timeout",
+        server.open_fds()
+    );
     assert_eq!(closed, connections, "connections left open");
 }
 
