@@ -510,11 +510,15 @@ impl PartialOrd for ListingEntry {
 /// Bounded: the directory is read once, keeping only the first `page × LISTING_PAGE_SIZE`
 /// entries in listing order (a max-heap), so the first page holds 5,000 entries in memory
 /// however large the directory. `cancel` is checked per entry: a build nobody waits for stops.
+///
+/// `link_query` (a signed link's token, or empty) goes on every link of the page, so a listing
+/// opened through a signed link can be browsed with it.
 pub fn directory_listing(
     directory: &Path,
     url_path: &str,
     page: usize,
     cancel: &ListingCancel,
+    link_query: &str,
 ) -> Result<String, ListingError> {
     let keep = page.max(1).saturating_mul(LISTING_PAGE_SIZE);
     let mut first_entries: BinaryHeap<ListingEntry> = BinaryHeap::new();
@@ -563,17 +567,23 @@ pub fn directory_listing(
          <style>{LISTING_STYLE}</style></head>\
          <body><h1>Index of {title}</h1>"
     );
-    let navigation = page_navigation(shown, pages, first, total);
+    let token = html_escape(link_query);
+    let (query, more_query) = if token.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (format!("?{token}"), format!("&amp;{token}"))
+    };
+    let navigation = page_navigation(shown, pages, first, total, &more_query);
     html.push_str(&navigation);
     html.push_str("<ul>");
     if url_path != "/" {
-        html.push_str("<li><a href=\"../\">../</a></li>");
+        let _ = write!(html, "<li><a href=\"../{query}\">../</a></li>");
     }
     for entry in on_page {
         let slash = if entry.is_dir { "/" } else { "" };
         let _ = write!(
             html,
-            "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
+            "<li><a href=\"{}{slash}{query}\">{}{slash}</a></li>",
             listing_href(&entry.name),
             html_escape(&entry.display)
         );
@@ -585,8 +595,14 @@ pub fn directory_listing(
 }
 
 /// "Entries 5001–10000 of 12345 (page 2 of 3)" with links to the neighbouring pages; nothing
-/// when everything fits on one page.
-fn page_navigation(shown: usize, pages: usize, first: usize, total: usize) -> String {
+/// when everything fits on one page. `more_query` (HTML-escaped, from `&amp;`) follows `page=N`.
+fn page_navigation(
+    shown: usize,
+    pages: usize,
+    first: usize,
+    total: usize,
+    more_query: &str,
+) -> String {
     if pages == 1 {
         return String::new();
     }
@@ -596,10 +612,18 @@ fn page_navigation(shown: usize, pages: usize, first: usize, total: usize) -> St
         first + 1
     );
     if shown > 1 {
-        let _ = write!(nav, " <a href=\"?page={}\">Previous page</a>", shown - 1);
+        let _ = write!(
+            nav,
+            " <a href=\"?page={}{more_query}\">Previous page</a>",
+            shown - 1
+        );
     }
     if shown < pages {
-        let _ = write!(nav, " <a href=\"?page={}\">Next page</a>", shown + 1);
+        let _ = write!(
+            nav,
+            " <a href=\"?page={}{more_query}\">Next page</a>",
+            shown + 1
+        );
     }
     nav.push_str("</p>");
     nav
@@ -762,7 +786,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         std::fs::create_dir(dir.path().join("data:sub")).unwrap();
-        let html = directory_listing(dir.path(), "/d/", 1, &ListingCancel::new()).unwrap();
+        let html = directory_listing(dir.path(), "/d/", 1, &ListingCancel::new(), "").unwrap();
         let hrefs: Vec<&str> = html
             .split("href=\"")
             .skip(1)
@@ -805,11 +829,11 @@ mod tests {
         let cancel = ListingCancel::new();
         drop(cancel.on_drop());
         assert!(cancel.is_cancelled());
-        let result = directory_listing(dir.path(), "/", 1, &cancel);
+        let result = directory_listing(dir.path(), "/", 1, &cancel, "");
         assert!(matches!(result, Err(ListingError::Cancelled)), "{result:?}");
         let fresh = ListingCancel::new();
         let _guard = fresh.on_drop();
-        assert!(directory_listing(dir.path(), "/", 1, &fresh).is_ok());
+        assert!(directory_listing(dir.path(), "/", 1, &fresh, "").is_ok());
     }
 
     #[test]
@@ -819,7 +843,7 @@ mod tests {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
         std::fs::create_dir(dir.path().join("z")).unwrap();
-        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new(), "").unwrap();
         let names: Vec<&str> = html
             .split("<li><a href=\"")
             .skip(1)
@@ -832,13 +856,13 @@ mod tests {
 
     #[test]
     fn page_navigation_links_the_neighbours() {
-        assert_eq!(page_navigation(1, 1, 0, 10), "");
+        assert_eq!(page_navigation(1, 1, 0, 10, ""), "");
         assert_eq!(
-            page_navigation(1, 3, 0, 12_345),
+            page_navigation(1, 3, 0, 12_345, ""),
             "<p>Entries 1–5000 of 12345 (page 1 of 3). <a href=\"?page=2\">Next page</a></p>"
         );
         assert_eq!(
-            page_navigation(3, 3, 10_000, 12_345),
+            page_navigation(3, 3, 10_000, 12_345, ""),
             "<p>Entries 10001–12345 of 12345 (page 3 of 3). \
              <a href=\"?page=2\">Previous page</a></p>"
         );
@@ -847,7 +871,7 @@ mod tests {
     #[test]
     fn listing_style_is_the_one_its_policy_allows() {
         let dir = tempfile::tempdir().unwrap();
-        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new()).unwrap();
+        let html = directory_listing(dir.path(), "/", 1, &ListingCancel::new(), "").unwrap();
         let style = html
             .split("<style>")
             .nth(1)

@@ -133,9 +133,16 @@ async fn directory_resource(
     let cancel = pages::ListingCancel::new();
     // Dropped with this future when the client goes away: the build then stops.
     let _cancel_on_drop = cancel.on_drop();
-    let html = blocking(move || pages::directory_listing(&directory, &url_path, page, &cancel))
-        .await?
-        .map_err(std::io::Error::from)?;
+    // Opened through a signed link, its links carry the token on.
+    let link_query = match (&state.signing, query) {
+        (Some(_), Some(query)) => crate::signed_link::token_query(query),
+        _ => String::new(),
+    };
+    let html = blocking(move || {
+        pages::directory_listing(&directory, &url_path, page, &cancel, &link_query)
+    })
+    .await?
+    .map_err(std::io::Error::from)?;
     Ok(Resource::Generated {
         content: html,
         content_type: "text/html; charset=utf-8",

@@ -610,6 +610,19 @@ pub async fn reload_on_sighup(keys: Arc<SigningKeys>) {
 #[cfg(not(unix))]
 pub async fn reload_on_sighup(_keys: Arc<SigningKeys>) {}
 
+/// The signed-link parameters of a request's query (`exp`, `scope`, `ip`, `sig`), as they came,
+/// for links that carry a token on (a directory listing's).
+pub fn token_query(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+            [PARAM_EXPIRES, PARAM_SCOPE, PARAM_IP, PARAM_SIGNATURE].contains(&name)
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A ready link: `base_url` + `path` (escaped where needed) + `?` + the signed query.
 pub fn link(base_url: &str, path: &str, query: &str) -> String {
     let base = base_url.trim_end_matches('/');

@@ -445,6 +445,28 @@ fn a_directory_redirect_keeps_the_signed_query() {
     assert_eq!(followed.stdout_text(), "200", "{}", followed.stderr);
 }
 
+/// A listing opened through a signed link carries the token on its links, so it can be browsed:
+/// every link of the page works with it, and none works without it.
+#[test]
+fn a_listing_opened_through_a_signed_link_carries_the_token_on() {
+    let (root, _) = movie_root();
+    let keys = key_file(root.path(), &[KEY_A]);
+    let server = TestServer::start(root.path(), &["--signing-key-file", keys.to_str().unwrap()]);
+    let url = signed_url(&server, &keys, "/movie/", &["--scope", "/movie/"]);
+    let listing = fetch(&url, &[]);
+    assert_eq!(listing.status, 200);
+    let html = body_text(&listing);
+    let query = url.split_once('?').unwrap().1.replace('&', "&amp;");
+    let link = format!("./a.mp4?{query}");
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+    let movie = fetch(
+        &server.url(&format!("/movie/{}", &link[2..].replace("&amp;", "&"))),
+        &[],
+    );
+    assert_eq!(movie.status, 200);
+    assert_eq!(fetch(&server.url("/movie/a.mp4"), &[]).status, 403);
+}
+
 /// A keep-alive connection from `source` that has been served one response.
 fn served_connection(server: SocketAddr, source: &str) -> TcpStream {
     use socket2::{Domain, Socket, Type};
