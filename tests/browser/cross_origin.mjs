@@ -10,6 +10,7 @@
 // never did, 2 on bad usage.
 
 import { chromium } from "playwright-core";
+import { CHROMIUM, FLAGS } from "./chromium.mjs";
 
 const [url] = process.argv.slice(2);
 if (!url) {
@@ -17,16 +18,6 @@ if (!url) {
   process.exit(2);
 }
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 
 const result = { ok: false, url };
 let browser;

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM, FLAGS } from "./chromium.mjs";
 
 const [url, ...rest] = process.argv.slice(2);
 if (!url || rest.length) {
@@ -20,16 +21,6 @@ if (!url || rest.length) {
   process.exit(2);
 }
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 const DEADLINE_MS = 40000;
 const result = { ok: false, url };
 

@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM, PLAYER_FLAGS as FLAGS } from "./chromium.mjs";
 
 const [url, playSecondsArg, ...rest] = process.argv.slice(2);
 const PLAY_SECONDS = Number(playSecondsArg);
@@ -22,17 +23,6 @@ if (!url || !(PLAY_SECONDS > 0) || rest.length) {
   process.exit(2);
 }
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-  "--autoplay-policy=no-user-gesture-required",
-];
 const DEADLINE_MS = 30000 + PLAY_SECONDS * 1000;
 const SEEK_FRACTION = 0.7;
 const started = Date.now();

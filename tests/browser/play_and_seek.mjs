@@ -20,6 +20,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { CHROMIUM, FLAGS } from "./chromium.mjs";
 
 const [url, screenshotPath, ...options] = process.argv.slice(2);
 const SEEK_MUST_FETCH = options.includes("--seek-must-fetch");
@@ -28,16 +29,6 @@ if (!url || !screenshotPath || options.some((o) => o !== "--seek-must-fetch")) {
   process.exit(2);
 }
 
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-  "--disable-quic",
-];
 // Whole run; tests/browser.rs also kills the process group after its own, longer, deadline.
 const DEADLINE_MS = Number(process.env.PLAY_AND_SEEK_DEADLINE_MS || 45000);
 // How far playback must get (seconds of media time) to count as "advancing".
