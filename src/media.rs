@@ -419,6 +419,9 @@ fn probe_mp4<S: ReadAt + ?Sized>(source: &S, len: u64) -> ProbeResult {
     // media data to be early or late about: unknown.
     let faststart = layout.first_mdat.map(|mdat| moov.offset < mdat);
 
+    // mp4parse reserves each sample table's declared entry count up front: a hostile count
+    // would ask for gigabytes before a byte of it is read. Tables must hold what they claim.
+    check_sample_tables(&bytes[moov.header_len as usize..])?;
     let context = mp4parse::read_mp4(&mut io::Cursor::new(&bytes[..]))
         .map_err(|error| format!("mp4parse: {error:?}"))?;
     let mut info = MediaInfo {
@@ -456,6 +459,90 @@ fn probe_mp4<S: ReadAt + ?Sized>(source: &S, len: u64) -> ProbeResult {
     info.duration = movie_duration.or(longest_track);
     info.bitrate = average_bitrate(len, info.duration);
     Ok(info)
+}
+
+/// Checks, in the children of `moov` and the boxes inside them, that every sample table
+/// (`stts`, `ctts`, `stsc`, `stsz`, `stz2`, `stco`, `co64`, `stss`, `elst`) declares no more
+/// entries than its payload holds. Bounded: the boxes nest at most [`MAX_BOX_DEPTH`] deep and
+/// the walk never leaves `children`.
+fn check_sample_tables(children: &[u8]) -> Result<(), String> {
+    check_boxes(children, 0)
+}
+
+/// Deepest nesting walked below `moov` (trak/mdia/minf/stbl is four).
+const MAX_BOX_DEPTH: usize = 8;
+
+fn check_boxes(mut rest: &[u8], depth: usize) -> Result<(), String> {
+    if depth > MAX_BOX_DEPTH {
+        return Err("boxes nested too deep".into());
+    }
+    while rest.len() >= 8 {
+        let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let kind = [rest[4], rest[5], rest[6], rest[7]];
+        let (size, header) = match size32 {
+            0 => (rest.len(), 8),
+            1 => {
+                let Some(large) = rest.get(8..16) else {
+                    return Err("truncated box header".into());
+                };
+                let large = u64::from_be_bytes(large.try_into().unwrap_or([0; 8]));
+                (usize::try_from(large).unwrap_or(usize::MAX), 16)
+            }
+            n => (n as usize, 8),
+        };
+        if size < header || size > rest.len() {
+            return Err(format!("box {} runs past its parent", fourcc(kind)));
+        }
+        let payload = &rest[header..size];
+        match &kind {
+            b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"dinf" => {
+                check_boxes(payload, depth + 1)?
+            }
+            table => check_table(table, payload)?,
+        }
+        rest = &rest[size..];
+    }
+    Ok(())
+}
+
+/// One table box's full-box payload: its declared entries must fit in it.
+fn check_table(kind: &[u8; 4], payload: &[u8]) -> Result<(), String> {
+    let word = |at: usize| {
+        payload
+            .get(at..at + 4)
+            .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let version = payload.first().copied().unwrap_or(0);
+    // (offset of the entry count, bytes per entry, offset of the first entry)
+    let layout = match kind {
+        b"stts" | b"ctts" => Some((4, 8, 8)),
+        b"stsc" => Some((4, 12, 8)),
+        b"stco" | b"stss" => Some((4, 4, 8)),
+        b"co64" => Some((4, 8, 8)),
+        b"elst" => Some((4, if version == 1 { 20 } else { 12 }, 8)),
+        // A constant sample size (non-zero) has no table at all.
+        b"stsz" if word(4) == Some(0) => Some((8, 4, 12)),
+        b"stz2" => {
+            let bits = u64::from(payload.get(7).copied().unwrap_or(0));
+            let count = word(8).ok_or("truncated stz2")?;
+            let needed = (count * bits).div_ceil(8);
+            if needed > payload.len().saturating_sub(12) as u64 {
+                return Err("stz2 claims more samples than it holds".into());
+            }
+            None
+        }
+        _ => None,
+    };
+    if let Some((count_at, entry, first)) = layout {
+        let count = word(count_at).ok_or_else(|| format!("truncated {}", fourcc(*kind)))?;
+        if count.saturating_mul(entry) > payload.len().saturating_sub(first) as u64 {
+            return Err(format!(
+                "{} claims {count} entries, more than it holds",
+                fourcc(*kind)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The movie's duration from its `mvhd` (ISO/IEC 14496-12 §8.2.2), which mp4parse reads but
@@ -703,6 +790,42 @@ mod tests {
         b.extend_from_slice(kind);
         b.extend_from_slice(payload);
         b
+    }
+
+    /// trak > mdia > minf > stbl > `table`.
+    fn in_sample_table(table: Vec<u8>) -> Vec<u8> {
+        let stbl = mp4_box(b"stbl", &table);
+        let minf = mp4_box(b"minf", &stbl);
+        let mdia = mp4_box(b"mdia", &minf);
+        mp4_box(b"trak", &mdia)
+    }
+
+    /// A full box: version 0, no flags, then `rest`.
+    fn full_box(kind: &[u8; 4], rest: &[u8]) -> Vec<u8> {
+        mp4_box(kind, &[&[0u8; 4][..], rest].concat())
+    }
+
+    #[test]
+    fn sample_tables_must_hold_the_entries_they_declare() {
+        // Found by the fuzzer: an stsc declaring ~2^31 entries made mp4parse reserve tens of
+        // GiB before reading any.
+        let hostile = full_box(b"stsc", &0x7fff_ffffu32.to_be_bytes());
+        assert!(check_sample_tables(&in_sample_table(hostile)).is_err());
+        let two_entries = [&2u32.to_be_bytes()[..], &[0u8; 24][..]].concat();
+        let honest = full_box(b"stsc", &two_entries);
+        assert_eq!(check_sample_tables(&in_sample_table(honest)), Ok(()));
+        let too_few = full_box(b"stco", &[&3u32.to_be_bytes()[..], &[0u8; 8][..]].concat());
+        assert!(check_sample_tables(&in_sample_table(too_few)).is_err());
+        // stsz with a constant sample size has no table, whatever its count.
+        let constant = full_box(
+            b"stsz",
+            &[&512u32.to_be_bytes()[..], &1_000_000u32.to_be_bytes()[..]].concat(),
+        );
+        assert_eq!(check_sample_tables(&in_sample_table(constant)), Ok(()));
+        // A box that claims to run past its parent is refused too.
+        let mut overlong = mp4_box(b"trak", &[0u8; 8]);
+        overlong[3] = 200;
+        assert!(check_sample_tables(&overlong).is_err());
     }
 
     #[test]
