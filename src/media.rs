@@ -462,8 +462,8 @@ fn probe_mp4<S: ReadAt + ?Sized>(source: &S, len: u64) -> ProbeResult {
 }
 
 /// Checks, in the children of `moov` and the boxes inside them, that every sample table
-/// (`stts`, `ctts`, `stsc`, `stsz`, `stz2`, `stco`, `co64`, `stss`, `elst`) declares no more
-/// entries than its payload holds. Bounded: the boxes nest at most [`MAX_BOX_DEPTH`] deep and
+/// (`stts`, `ctts`, `stsc`, `stsz`, `stz2`, `stco`, `co64`, `stss`, `elst`, `stsd`, `pssh`)
+/// declares no more entries than its payload holds: mp4parse reserves declared counts up front. Bounded: the boxes nest at most [`MAX_BOX_DEPTH`] deep and
 /// the walk never leaves `children`.
 fn check_sample_tables(children: &[u8]) -> Result<(), String> {
     check_boxes(children, 0)
@@ -520,6 +520,10 @@ fn check_table(kind: &[u8; 4], payload: &[u8]) -> Result<(), String> {
         b"stco" | b"stss" => Some((4, 4, 8)),
         b"co64" => Some((4, 8, 8)),
         b"elst" => Some((4, if version == 1 { 20 } else { 12 }, 8)),
+        // Sample descriptions are boxes: at least a header each.
+        b"stsd" => Some((4, 8, 8)),
+        // Version 1 lists key IDs, 16 bytes each, after the system ID.
+        b"pssh" if version >= 1 => Some((20, 16, 24)),
         // A constant sample size (non-zero) has no table at all.
         b"stsz" if word(4) == Some(0) => Some((8, 4, 12)),
         b"stz2" => {
@@ -815,7 +819,9 @@ mod tests {
         let honest = full_box(b"stsc", &two_entries);
         assert_eq!(check_sample_tables(&in_sample_table(honest)), Ok(()));
         let too_few = full_box(b"stco", &[&3u32.to_be_bytes()[..], &[0u8; 8][..]].concat());
-        assert!(check_sample_tables(&in_sample_table(too_few)).is_err());
+        assert!(check_sample_tables(&in_sample_table(too_few.clone())).is_err());
+        let descriptions = full_box(b"stsd", &0x0fff_ffffu32.to_be_bytes());
+        assert!(check_sample_tables(&in_sample_table(descriptions)).is_err());
         // stsz with a constant sample size has no table, whatever its count.
         let constant = full_box(
             b"stsz",
