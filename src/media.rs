@@ -637,9 +637,15 @@ pub struct BoundedSource<'a, S: ReadAt + ?Sized> {
     block: Vec<u8>,
     block_offset: u64,
     fetched: u64,
+    /// Reads and seeks so far: a parser that goes round in circles (a seek table pointing at
+    /// itself) is stopped after [`MAX_OPERATIONS`], however few bytes each one moves.
+    operations: u32,
 }
 
 const BLOCK_BYTES: usize = 64 * 1024;
+
+/// Reads and seeks one probe may make. A real file's headers take a few hundred.
+const MAX_OPERATIONS: u32 = 100_000;
 
 impl<'a, S: ReadAt + ?Sized> BoundedSource<'a, S> {
     /// A view of the `len` bytes of `source`.
@@ -651,7 +657,20 @@ impl<'a, S: ReadAt + ?Sized> BoundedSource<'a, S> {
             block: Vec::new(),
             block_offset: 0,
             fetched: 0,
+            operations: 0,
         }
+    }
+
+    /// Counts one read or seek; an error once there have been too many.
+    fn count_operation(&mut self) -> io::Result<()> {
+        self.operations += 1;
+        if self.operations > MAX_OPERATIONS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the parser went round in circles: more reads and seeks than any real file needs",
+            ));
+        }
+        Ok(())
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -683,6 +702,7 @@ impl<'a, S: ReadAt + ?Sized> BoundedSource<'a, S> {
 
 impl<S: ReadAt + ?Sized> Read for BoundedSource<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.count_operation()?;
         if self.position >= self.len || buf.is_empty() {
             return Ok(0);
         }
@@ -705,6 +725,7 @@ impl<S: ReadAt + ?Sized> Read for BoundedSource<'_, S> {
 
 impl<S: ReadAt + ?Sized> Seek for BoundedSource<'_, S> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.count_operation()?;
         let target = match to {
             SeekFrom::Start(n) => Some(n),
             SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
@@ -832,6 +853,48 @@ mod tests {
         let mut overlong = mp4_box(b"trak", &[0u8; 8]);
         overlong[3] = 200;
         assert!(check_sample_tables(&overlong).is_err());
+    }
+
+    /// Found by the fuzzer: 225 bytes that sent matroska-demuxer round in circles (seeks and
+    /// reads without end). The view's operation budget stops it; the file is unknown.
+    #[test]
+    fn a_matroska_parser_going_round_in_circles_is_stopped() {
+        const LOOPING: &[u8] = &[
+            0x1a, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86, 0x81, 0x01, 0x42, 0xf7, 0x81, 0x01, 0x42,
+            0xf2, 0x81, 0x04, 0x42, 0xf3, 0x81, 0x08, 0x42, 0x82, 0x84, 0x77, 0x65, 0x62, 0x6d,
+            0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02, 0x18, 0x53, 0x80, 0x67, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x0f, 0x29, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf,
+            0x11, 0x4d, 0x9b, 0x74, 0xba, 0x4d, 0xbb, 0x81, 0xa1, 0x4d, 0xbb, 0x8b, 0x53, 0xab,
+            0x84, 0x45, 0xdf, 0xa3, 0x9f, 0x42, 0x86, 0x81, 0x01, 0x42, 0xf7, 0x81, 0x01, 0x42,
+            0xf2, 0x04, 0x00, 0x00, 0x00, 0x77, 0x00, 0x00, 0x84, 0x00, 0x00, 0x65, 0x62, 0x6d,
+            0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02, 0x18, 0x53, 0x80, 0x67, 0x01, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0xbb, 0x8c, 0x81, 0x00, 0x22, 0xb5, 0x9c, 0x83, 0x75, 0x6e,
+            0xcf, 0x88, 0x81, 0x00, 0x86, 0x85, 0x56, 0x5f, 0x56, 0x8f, 0x4d, 0xbb, 0x8c, 0x53,
+            0xab, 0x84, 0x1c, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02, 0x18, 0x53, 0x80, 0x67, 0x01,
+            0x00,
+        ];
+        let started = std::time::Instant::now();
+        assert!(try_probe(LOOPING, LOOPING.len() as u64, Container::Matroska).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_bounded_view_refuses_endless_seeking() {
+        let bytes = [0u8; 16];
+        let mut view = BoundedSource::new(&bytes[..], 16);
+        let mut refused = false;
+        for _ in 0..=MAX_OPERATIONS {
+            if view.seek(SeekFrom::Start(0)).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
     }
 
     #[test]
