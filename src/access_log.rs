@@ -402,8 +402,9 @@ fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) -> io::Result<()> {
 }
 
 /// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian calendar (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+/// Hinnant's `civil_from_days`, for days on or after the epoch). Also what `plan` writes its
+/// HTTP-dates with.
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z - era * 146_097;

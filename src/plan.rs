@@ -282,16 +282,7 @@ fn http_date(time: SystemTime) -> HeaderValue {
         .map_or(0, |d| d.as_secs());
     let days = secs / 86_400;
     let of_day = secs % 86_400;
-    // Days to a civil date (Howard Hinnant's algorithm, for days since 1970-01-01).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = crate::access_log::civil_from_days(days);
     let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
     let mut out = [0u8; 29];
     out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
