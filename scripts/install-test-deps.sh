@@ -28,8 +28,9 @@ declare -A present=(
     [fonts-dejavu-core]="file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     [openssl]="command openssl"
     [prometheus]="command promtool"
+    [util-linux]="command fincore"
 )
-order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core openssl prometheus)
+order=(curl wget ffmpeg chromium nginx-light strace wrk fonts-dejavu-core openssl prometheus util-linux)
 
 is_present() {
     local kind="${1%% *}" what="${1#* }"

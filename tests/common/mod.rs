@@ -427,6 +427,16 @@ impl TestRoot {
         }
     }
 
+    /// A root under cargo's per-target temporary directory, on the filesystem the build is on.
+    /// For tests that need a real disk behind the file: `/tmp` may be a tmpfs, whose pages can
+    /// never be dropped from the page cache.
+    #[allow(dead_code)]
+    pub fn on_disk() -> TestRoot {
+        TestRoot {
+            dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
