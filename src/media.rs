@@ -463,44 +463,179 @@ fn probe_mp4<S: ReadAt + ?Sized>(source: &S, len: u64) -> ProbeResult {
 
 /// Checks, in the children of `moov` and the boxes inside them, that every sample table
 /// (`stts`, `ctts`, `stsc`, `stsz`, `stz2`, `stco`, `co64`, `stss`, `elst`, `stsd`, `pssh`)
-/// declares no more entries than its payload holds: mp4parse reserves declared counts up front. Bounded: the boxes nest at most [`MAX_BOX_DEPTH`] deep and
-/// the walk never leaves `children`.
+/// declares no more entries than its payload holds, and that every box mp4parse reads whole
+/// fits inside its parent: mp4parse reserves declared counts and declared box sizes up front,
+/// so a few-KB file declaring a 2.6 GB `avcC` or `data` box would ask for 2.6 GB. The boxes it
+/// reads whole live in sample entries (`avcC`, `esds`, `sinf`, `wave`, ...) and in the
+/// metadata list (`udta` > `meta` > `ilst` > item > `data`); both are walked here the way
+/// mp4parse reads them. Bounded: the boxes nest at most [`MAX_BOX_DEPTH`] deep and the walk
+/// never leaves `children`.
 fn check_sample_tables(children: &[u8]) -> Result<(), String> {
-    check_boxes(children, 0)
+    check_boxes(children, 0, BoxContext::Movie)
 }
 
-/// Deepest nesting walked below `moov` (trak/mdia/minf/stbl is four).
-const MAX_BOX_DEPTH: usize = 8;
+/// Deepest nesting walked below `moov` (trak/mdia/minf/stbl/stsd/encv/sinf/schi/tenc is nine).
+const MAX_BOX_DEPTH: usize = 12;
 
-fn check_boxes(mut rest: &[u8], depth: usize) -> Result<(), String> {
+/// Where a run of sibling boxes sits, which decides how their payloads are read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BoxContext {
+    /// moov's children and the track boxes below them.
+    Movie,
+    /// The entries of an `stsd`, in a track whose handlers (`hdlr`) say how mp4parse reads them.
+    SampleEntries(TrackKinds),
+    /// Boxes inside a sample entry (`avcC`, `esds`, `sinf` > `schi` > `tenc`, `wave`, ...).
+    InSampleEntry,
+    /// `ilst`'s items and their `data` boxes.
+    MetadataItems,
+}
+
+/// The sample-entry layouts a track's `hdlr` boxes ask for: mp4parse reads entries of video
+/// (`vide`, `pict`, `auxv`) and audio (`soun`) tracks and skips all others.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct TrackKinds {
+    video: bool,
+    audio: bool,
+}
+
+/// Where a visual sample entry's child boxes start in its payload (ISO/IEC 14496-12 §12.1.3:
+/// 8 bytes of SampleEntry, then 70 of VisualSampleEntry).
+const VISUAL_ENTRY_FIELDS: usize = 8 + 70;
+
+/// Where an audio sample entry's child boxes start in its payload: 28 bytes, plus 16 for a
+/// QuickTime version 1 entry and 36 for version 2 (as mp4parse reads them); `None` for a
+/// version mp4parse refuses.
+fn audio_entry_fields(payload: &[u8]) -> Option<usize> {
+    let version = payload
+        .get(8..10)
+        .map(|v| u16::from_be_bytes([v[0], v[1]]))?;
+    match version {
+        0 => Some(28),
+        1 => Some(28 + 16),
+        2 => Some(28 + 36),
+        _ => None,
+    }
+}
+
+/// The handler types among `mdia`'s children.
+fn track_kinds(mdia_children: &[u8]) -> TrackKinds {
+    let mut kinds = TrackKinds::default();
+    for hdlr in children_named(mdia_children, *b"hdlr") {
+        match hdlr.get(8..12) {
+            Some(b"vide" | b"pict" | b"auxv") => kinds.video = true,
+            Some(b"soun") => kinds.audio = true,
+            _ => {}
+        }
+    }
+    kinds
+}
+
+/// The payloads of `parent`'s child boxes of type `wanted`.
+fn children_named(parent: &[u8], wanted: [u8; 4]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = parent;
+    std::iter::from_fn(move || {
+        while let Some((kind, payload, size)) = next_box(rest) {
+            rest = &rest[size..];
+            if kind == wanted {
+                return Some(payload);
+            }
+        }
+        None
+    })
+}
+
+/// The first box of `rest`, as (type, payload, size), or `None` when `rest` holds no whole
+/// box (the walk in [`check_boxes`] reports why).
+fn next_box(rest: &[u8]) -> Option<([u8; 4], &[u8], usize)> {
+    match box_extent(rest) {
+        Ok(Some((kind, header, size))) => Some((kind, &rest[header..size], size)),
+        _ => None,
+    }
+}
+
+/// The first box header of `rest`: (type, header length, size), checked to fit in `rest`.
+fn box_extent(rest: &[u8]) -> Result<Option<([u8; 4], usize, usize)>, String> {
+    if rest.len() < 8 {
+        return Ok(None);
+    }
+    let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    let kind = [rest[4], rest[5], rest[6], rest[7]];
+    let (size, header) = match size32 {
+        0 => (rest.len(), 8),
+        1 => {
+            let Some(large) = rest.get(8..16) else {
+                return Err("truncated box header".into());
+            };
+            let large = u64::from_be_bytes(large.try_into().unwrap_or([0; 8]));
+            (usize::try_from(large).unwrap_or(usize::MAX), 16)
+        }
+        n => (n as usize, 8),
+    };
+    if size < header || size > rest.len() {
+        return Err(format!("box {} runs past its parent", fourcc(kind)));
+    }
+    Ok(Some((kind, header, size)))
+}
+
+fn check_boxes(mut rest: &[u8], depth: usize, context: BoxContext) -> Result<(), String> {
     if depth > MAX_BOX_DEPTH {
         return Err("boxes nested too deep".into());
     }
-    while rest.len() >= 8 {
-        let size32 = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let kind = [rest[4], rest[5], rest[6], rest[7]];
-        let (size, header) = match size32 {
-            0 => (rest.len(), 8),
-            1 => {
-                let Some(large) = rest.get(8..16) else {
-                    return Err("truncated box header".into());
-                };
-                let large = u64::from_be_bytes(large.try_into().unwrap_or([0; 8]));
-                (usize::try_from(large).unwrap_or(usize::MAX), 16)
-            }
-            n => (n as usize, 8),
-        };
-        if size < header || size > rest.len() {
-            return Err(format!("box {} runs past its parent", fourcc(kind)));
-        }
+    while let Some((kind, header, size)) = box_extent(rest)? {
         let payload = &rest[header..size];
-        match &kind {
-            b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"dinf" => {
-                check_boxes(payload, depth + 1)?
+        let inner = depth + 1;
+        match (context, &kind) {
+            (BoxContext::Movie, b"mdia") => {
+                let kinds = track_kinds(payload);
+                check_boxes(payload, inner, BoxContext::Movie)?;
+                check_track_descriptions(payload, inner, kinds)?;
             }
-            table => check_table(table, payload)?,
+            (
+                BoxContext::Movie,
+                b"trak" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"dinf" | b"udta",
+            ) => check_boxes(payload, inner, BoxContext::Movie)?,
+            // A full box: version and flags, then children.
+            (BoxContext::Movie, b"meta") => {
+                check_boxes(payload.get(4..).unwrap_or(&[]), inner, BoxContext::Movie)?
+            }
+            (BoxContext::Movie, b"ilst") => check_boxes(payload, inner, BoxContext::MetadataItems)?,
+            (BoxContext::Movie, table) => check_table(table, payload)?,
+            (BoxContext::SampleEntries(kinds), _) => {
+                if kinds.video {
+                    let children = payload.get(VISUAL_ENTRY_FIELDS..).unwrap_or(&[]);
+                    check_boxes(children, inner, BoxContext::InSampleEntry)?;
+                }
+                if let Some(fields) = audio_entry_fields(payload).filter(|_| kinds.audio) {
+                    let children = payload.get(fields..).unwrap_or(&[]);
+                    check_boxes(children, inner, BoxContext::InSampleEntry)?;
+                }
+            }
+            (BoxContext::InSampleEntry, b"sinf" | b"schi" | b"wave") => {
+                check_boxes(payload, inner, BoxContext::InSampleEntry)?
+            }
+            (BoxContext::InSampleEntry, table) => check_table(table, payload)?,
+            // An item is a box of boxes (`data`, `mean`, `name`); `data` is read whole.
+            (BoxContext::MetadataItems, b"data") => {}
+            (BoxContext::MetadataItems, _) => {
+                check_boxes(payload, inner, BoxContext::MetadataItems)?
+            }
         }
         rest = &rest[size..];
+    }
+    Ok(())
+}
+
+/// The sample entries of each `stsd` below `mdia` > `minf` > `stbl`, read with the layouts the
+/// track's handlers ask for.
+fn check_track_descriptions(mdia: &[u8], depth: usize, kinds: TrackKinds) -> Result<(), String> {
+    for minf in children_named(mdia, *b"minf") {
+        for stbl in children_named(minf, *b"stbl") {
+            for stsd in children_named(stbl, *b"stsd") {
+                // version/flags, entry count, then the entries.
+                let entries = stsd.get(8..).unwrap_or(&[]);
+                check_boxes(entries, depth + 3, BoxContext::SampleEntries(kinds))?;
+            }
+        }
     }
     Ok(())
 }
@@ -853,6 +988,94 @@ mod tests {
         let mut overlong = mp4_box(b"trak", &[0u8; 8]);
         overlong[3] = 200;
         assert!(check_sample_tables(&overlong).is_err());
+    }
+
+    /// mdia (with an `hdlr` of `handler`) > minf > stbl > stsd holding `entry`, in a trak.
+    fn track_with_entry(handler: &[u8; 4], entry: Vec<u8>) -> Vec<u8> {
+        let hdlr = full_box(b"hdlr", &[&[0u8; 4][..], handler, &[0u8; 13][..]].concat());
+        let stsd = full_box(b"stsd", &[&1u32.to_be_bytes()[..], &entry].concat());
+        let stbl = mp4_box(b"stbl", &stsd);
+        let minf = mp4_box(b"minf", &stbl);
+        let mdia = mp4_box(b"mdia", &[hdlr, minf].concat());
+        mp4_box(b"trak", &mdia)
+    }
+
+    /// A box whose header declares `declared` bytes but which holds only `payload`.
+    fn box_declaring(kind: &[u8; 4], declared: u32, payload: &[u8]) -> Vec<u8> {
+        let mut b = mp4_box(kind, payload);
+        b[..4].copy_from_slice(&declared.to_be_bytes());
+        b
+    }
+
+    /// Found by the fuzzer: a few-KB file whose `avcC`, inside an `avc1` entry, declared
+    /// 2.6 GB; mp4parse reserved it all before reading. Boxes inside sample entries (read with
+    /// the layout of the track's handler) and metadata items must fit their parents.
+    #[test]
+    fn boxes_in_sample_entries_and_metadata_must_fit_their_parents() {
+        // A visual entry's fields are 78 bytes (8 of SampleEntry, 70 of VisualSampleEntry),
+        // filled here with 0x11: children looked for at the wrong offset would read a size of
+        // 0x11111111 and be refused.
+        let visual_entry =
+            |children: Vec<u8>| mp4_box(b"avc1", &[&[0x11u8; 78][..], &children].concat());
+        let honest = visual_entry(mp4_box(b"avcC", &[1, 2, 3, 4]));
+        let hostile = visual_entry(box_declaring(b"avcC", 0x9c00_0000, &[1, 2, 3, 4]));
+        assert_eq!(
+            check_sample_tables(&track_with_entry(b"vide", honest)),
+            Ok(())
+        );
+        assert!(check_sample_tables(&track_with_entry(b"vide", hostile.clone())).is_err());
+        // mp4parse reads a video layout only in video tracks; in a text track it skips the entry.
+        assert_eq!(
+            check_sample_tables(&track_with_entry(b"text", hostile)),
+            Ok(())
+        );
+
+        // Audio: children after 28 bytes (version 0) or 44 (QuickTime version 1), also
+        // inside `wave`.
+        let audio_entry = |version: u16, children: Vec<u8>| {
+            let mut fields = vec![0x11u8; if version == 1 { 44 } else { 28 }];
+            fields[8..10].copy_from_slice(&version.to_be_bytes());
+            mp4_box(b"mp4a", &[fields, children].concat())
+        };
+        let esds = full_box(b"esds", &[3, 0]);
+        let honest = audio_entry(0, esds.clone());
+        assert_eq!(
+            check_sample_tables(&track_with_entry(b"soun", honest)),
+            Ok(())
+        );
+        let honest_v1 = audio_entry(1, mp4_box(b"wave", &esds));
+        assert_eq!(
+            check_sample_tables(&track_with_entry(b"soun", honest_v1)),
+            Ok(())
+        );
+        let hostile_v1 = audio_entry(
+            1,
+            mp4_box(b"wave", &box_declaring(b"esds", 1 << 31, &[0; 8])),
+        );
+        assert!(check_sample_tables(&track_with_entry(b"soun", hostile_v1)).is_err());
+
+        // Encrypted video: sinf > schi > tenc, nine deep below moov.
+        let tenc = full_box(b"tenc", &[0u8; 20]);
+        let sinf = mp4_box(b"sinf", &mp4_box(b"schi", &tenc));
+        let encrypted = mp4_box(b"encv", &[&[0x11u8; 78][..], &sinf].concat());
+        assert_eq!(
+            check_sample_tables(&track_with_entry(b"vide", encrypted)),
+            Ok(())
+        );
+
+        // udta > meta > ilst > item > data: `data` is read whole.
+        let metadata = |data: Vec<u8>| {
+            let item = mp4_box(b"\xa9nam", &data);
+            mp4_box(b"udta", &full_box(b"meta", &mp4_box(b"ilst", &item)))
+        };
+        let honest = metadata(full_box(b"data", b"\0\0\0\0Title"));
+        assert_eq!(check_sample_tables(&honest), Ok(()));
+        let hostile = metadata(box_declaring(
+            b"data",
+            0x7fff_0000,
+            b"\0\0\0\0\0\0\0\0Title",
+        ));
+        assert!(check_sample_tables(&hostile).is_err());
     }
 
     /// Found by the fuzzer: 225 bytes that sent matroska-demuxer round in circles (seeks and

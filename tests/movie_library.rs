@@ -31,12 +31,21 @@ fn make_movie(root: &Path, name: &str, seconds: u32, size: &str, codec_args: &[&
 
 const H264_AAC: &[&str] = &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"];
 
-/// A root with fast.mp4 (moov first), slow.mp4 (moov last), clip.webm (VP9 + Opus).
+/// A root with fast.mp4 (moov first), slow.mp4 (moov last), tagged.mp4 (a title in
+/// udta > meta > ilst), quicktime.mov (QuickTime's version 1 sound description, with a `wave`
+/// box), clip.webm (VP9 + Opus).
 fn media_root() -> TestRoot {
     let root = TestRoot::new();
     let faststart = [H264_AAC, &["-movflags", "+faststart"]].concat();
     make_movie(root.path(), "fast.mp4", 3, "320x240", &faststart);
     make_movie(root.path(), "slow.mp4", 3, "320x240", H264_AAC);
+    let tagged = [
+        H264_AAC,
+        &["-metadata", "title=A Reel", "-metadata", "artist=Reelserve"],
+    ]
+    .concat();
+    make_movie(root.path(), "tagged.mp4", 2, "160x120", &tagged);
+    make_movie(root.path(), "quicktime.mov", 2, "160x120", &faststart);
     make_movie(
         root.path(),
         "clip.webm",
@@ -103,7 +112,13 @@ fn metadata_agrees_with_ffprobe() {
     let root = media_root();
     let server = TestServer::start(root.path(), &[]);
     let listed = movies(&server);
-    for name in ["fast.mp4", "slow.mp4", "clip.webm"] {
+    for name in [
+        "fast.mp4",
+        "slow.mp4",
+        "tagged.mp4",
+        "quicktime.mov",
+        "clip.webm",
+    ] {
         let ours = movie(&listed, name);
         let theirs = ffprobe(&root.path().join("movie").join(name));
         let streams = theirs["streams"].as_array().unwrap();
