@@ -8,7 +8,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -496,16 +498,12 @@ async fn accept_loop(
         );
         match &context.tls {
             None => {
-                let connection = graceful.watch(
-                    context
-                        .builders
-                        .http1
-                        .serve_connection(io, service)
-                        .into_owned(),
-                );
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    run_connection(connection, peer).await;
+                let connection =
+                    graceful.watch(context.builders.plain.serve_connection(io, service));
+                tokio::spawn(ServedConnection {
+                    connection,
+                    peer,
+                    hold: slot,
                 });
             }
             Some(tls) => {
@@ -568,8 +566,12 @@ fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::Tcp
     Ok(socket.into())
 }
 
-/// hyper's connection settings, made once: HTTP/1.1 (plain and over TLS) and HTTP/2 (TLS only).
+/// hyper's connection settings, made once: plain HTTP/1.1, and HTTP/1.1 and HTTP/2 over TLS.
 struct ProtocolBuilders {
+    /// Plain connections are HTTP/1.1 only, so they use hyper's own HTTP/1 connection rather
+    /// than hyper-util's `auto` one, whose future has room for an HTTP/2 connection too (about
+    /// 1 KB more per connection, idle or not).
+    plain: hyper::server::conn::http1::Builder,
     http1: auto::Builder<WatchdogExecutor>,
     http2: auto::Builder<WatchdogExecutor>,
 }
@@ -577,9 +579,8 @@ struct ProtocolBuilders {
 impl ProtocolBuilders {
     /// `streams` spawns HTTP/2 stream tasks (under the send-timeout watchdog).
     fn new(streams: WatchdogExecutor) -> ProtocolBuilders {
-        let mut builder = auto::Builder::new(streams);
-        builder
-            .http1()
+        let mut plain = hyper::server::conn::http1::Builder::new();
+        plain
             // Queue body chunks instead of copying them: the zero-copy path depends on it.
             .writev(true)
             .keep_alive(true)
@@ -592,6 +593,14 @@ impl ProtocolBuilders {
             // An explicit `max_headers` makes hyper fill a header array of that length on every
             // request (about 5% of a small request's instructions); its default array is left
             // uninitialised on the stack.
+            .max_buf_size(MAX_HEAD_BYTES.max(8192));
+        let mut builder = auto::Builder::new(streams);
+        // The same HTTP/1.1 settings over TLS (see `plain` above for why).
+        builder
+            .http1()
+            .writev(true)
+            .keep_alive(true)
+            .header_read_timeout(None)
             .max_buf_size(MAX_HEAD_BYTES.max(8192));
         builder
             .http2()
@@ -610,6 +619,7 @@ impl ProtocolBuilders {
             // its window would pass any ping check).
             .keep_alive_interval(None::<Duration>);
         ProtocolBuilders {
+            plain,
             http1: builder.clone().http1_only(),
             http2: builder.http2_only(),
         }
@@ -654,18 +664,41 @@ impl TlsServing {
             }
             _ => &self.builders.http1,
         };
-        let connection = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-        run_connection(connection, peer).await;
+        ServedConnection {
+            connection: watcher.watch(builder.serve_connection(TokioIo::new(stream), service)),
+            peer,
+            hold: (),
+        }
+        .await;
     }
 }
 
-/// Serves a connection to its end; how it ended is only worth a debug line (clients vanish).
-async fn run_connection<E: fmt::Display>(
-    connection: impl Future<Output = Result<(), E>>,
-    peer: SocketAddr,
-) {
-    if let Err(error) = connection.await {
-        tracing::debug!(%peer, %error, "connection ended with an error");
+pin_project_lite::pin_project! {
+    /// A connection served to its end, then `hold` (its `--max-connections` slot) let go; how
+    /// it ended is only worth a debug line (clients vanish). hyper's connection future is
+    /// polled in place: an `async fn` taking it would store it twice, once as the argument and
+    /// once as the future being awaited (about 3 KB more per connection).
+    struct ServedConnection<F, H> {
+        #[pin]
+        connection: F,
+        peer: SocketAddr,
+        hold: H,
+    }
+}
+
+impl<F, E, H> Future for ServedConnection<F, H>
+where
+    F: Future<Output = Result<(), E>>,
+    E: fmt::Display,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if let Err(error) = ready!(this.connection.poll(cx)) {
+            tracing::debug!(peer = %this.peer, %error, "connection ended with an error");
+        }
+        Poll::Ready(())
     }
 }
 
