@@ -21,6 +21,7 @@
 //! | [`zero_copy`] | the connection IO: `sendfile(2)` for mapped chunks, and every timeout |
 //! | [`service`] | the hyper service: ties the layers together, access log |
 //! | [`server`] | accept loop, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`plain_connection`] | a plain HTTP/1.1 connection, parked without hyper's buffers while idle |
 //! | [`admission`] | connection slots: per-client limit (429), `--max-connections`, making room |
 //! | [`state`] | what every connection shares |
 //! | [`watchdog`] | the send timeout for HTTP/2 streams |
@@ -58,6 +59,7 @@ pub mod metrics;
 pub mod open_file_cache;
 pub mod pacing;
 pub mod pages;
+pub mod plain_connection;
 pub mod plan;
 pub mod range;
 pub mod render;

@@ -27,6 +27,7 @@ use crate::config::{Config, Mode};
 use crate::cors::CorsPolicy;
 use crate::library::MovieIndex;
 use crate::metrics::{self, Metrics};
+use crate::plain_connection::PlainConnection;
 use crate::service::ConnService;
 use crate::signed_link::SigningKeys;
 use crate::state::ServerState;
@@ -454,7 +455,11 @@ async fn accept_loop(
     let listener = TcpListener::from_std(listener)?;
     let state = &context.state;
     let config = &state.config;
+    // TLS connections are hyper-util's to shut down; plain ones are ours (they are not always a
+    // hyper connection, see `PlainConnection`): each holds a receiver, told when to stop, and
+    // the shutdown waits until every receiver is gone.
     let graceful = GracefulShutdown::new();
+    let (plain_stop, plain_stopping) = tokio::sync::watch::channel(());
     let mut admission = Admission::new(
         Arc::clone(state),
         Arc::clone(&context.connection_slots),
@@ -498,13 +503,20 @@ async fn accept_loop(
         );
         match &context.tls {
             None => {
-                let connection =
-                    graceful.watch(context.builders.plain.serve_connection(io, service));
-                tokio::spawn(ServedConnection {
-                    connection,
+                let mut stopping = plain_stopping.clone();
+                // The stop future lets go of its receiver once it has fired; this one is held
+                // until the connection ends, which is what the shutdown waits for.
+                let still_open = plain_stopping.clone();
+                tokio::spawn(PlainConnection::new(
+                    io,
+                    &context.builders.plain,
+                    service,
                     peer,
-                    hold: slot,
-                });
+                    async move {
+                        let _ = stopping.changed().await;
+                    },
+                    (slot, still_open),
+                ));
             }
             Some(tls) => {
                 let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
@@ -521,7 +533,12 @@ async fn accept_loop(
         "shutting down: no new connections; waiting up to {:?} for responses in flight",
         config.shutdown_timeout
     );
-    match tokio::time::timeout(config.shutdown_timeout, graceful.shutdown()).await {
+    drop(plain_stopping);
+    let _ = plain_stop.send(());
+    let all_finished = async {
+        tokio::join!(graceful.shutdown(), plain_stop.closed());
+    };
+    match tokio::time::timeout(config.shutdown_timeout, all_finished).await {
         Ok(()) => tracing::info!("all connections finished"),
         Err(_) => tracing::warn!("shutdown timeout: closing the remaining connections"),
     }

@@ -88,6 +88,9 @@ pub struct ServerStats {
     pub stalled_streams_reset: Counter,
     /// Idle keep-alive connections closed to make room for new ones at `--max-connections`.
     pub idle_connections_evicted: Counter,
+    /// Times an idle plain HTTP/1.1 connection gave its parser's buffers back (see
+    /// [`crate::plain_connection`]).
+    pub idle_connections_parked: Counter,
     /// Files served from a descriptor the open-file cache kept (`--open-file-cache`).
     pub open_file_cache_hits: Counter,
 }
@@ -108,7 +111,8 @@ impl ServerStats {
                 "\"bytes_sendfile\":{},\"sendfile_calls\":{},\"bytes_writev_mapped\":{},",
                 "\"bytes_copied\":{},\"open_connections\":{},\"connections_accepted\":{},",
                 "\"truncated_sends\":{},\"chunks_read_in_place\":{},\"chunks_read_on_pool\":{},",
-                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},\"bytes_paced\":{},",
+                "\"stalled_streams_reset\":{},\"idle_connections_evicted\":{},",
+                "\"idle_connections_parked\":{},\"bytes_paced\":{},",
                 "\"open_file_cache_hits\":{},",
                 "\"access_log_lines\":{},\"access_log_dropped\":{}}}"
             ),
@@ -127,6 +131,7 @@ impl ServerStats {
             get(&self.chunks_read_on_pool),
             get(&self.stalled_streams_reset),
             get(&self.idle_connections_evicted),
+            get(&self.idle_connections_parked),
             get(&self.bytes_paced),
             get(&self.open_file_cache_hits),
             crate::access_log::lines_written(),

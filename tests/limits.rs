@@ -1,8 +1,9 @@
 //! What the server does at its limits and at the edges of its path rules, against the real
 //! binary over loopback, each case bounded to a few seconds: out of descriptors (a retryable
 //! 503, never a cacheable 404), a read-all response larger than memory (a 503, never an abort),
-//! hidden files reached through symlinks and files asked for as directories (404), and
-//! configuration refused at start-up in one line with exit code 2.
+//! hidden files reached through symlinks and files asked for as directories (404), configuration
+//! refused at start-up in one line with exit code 2, and idle keep-alive connections parked
+//! without hyper's buffers (served again, evicted for room, closed by a graceful stop).
 
 mod common;
 
@@ -17,6 +18,11 @@ use common::*;
 fn keep_alive_get(stream: &mut TcpStream, path: &str) -> Response {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     stream.write_all(request.as_bytes()).unwrap();
+    read_one_response(stream)
+}
+
+/// Reads exactly one response (the connection stays open).
+fn read_one_response(stream: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -406,4 +412,115 @@ fn an_unreadable_root_is_refused_at_start() {
             && stderr.contains("Permission denied"),
         "{stderr}"
     );
+}
+
+/// An idle keep-alive connection gives hyper's buffers back after a moment (it is *parked*:
+/// only the socket and its timers are kept) and is served by a new parser when the client
+/// speaks again: on the same socket, a whole request, one split across the park delay (bytes
+/// of a head in progress keep the parser), and two pipelined in one write. A graceful stop
+/// closes a parked connection at once.
+#[test]
+fn an_idle_keep_alive_connection_is_parked_and_served_again_on_the_same_socket() {
+    let root = TestRoot::new();
+    root.file("a.txt", b"parked and back");
+    let mut server = TestServer::start(root.path(), &["--shutdown-timeout", "20"]);
+    let parked = |server: &TestServer| server.stats()["idle_connections_parked"];
+    let mut stream = connect(server.addr);
+    assert_eq!(
+        keep_alive_get(&mut stream, "/a.txt").body,
+        b"parked and back"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || parked(&server) >= 1),
+        "the idle connection was never parked: {:?}",
+        server.stats()
+    );
+
+    assert_eq!(
+        keep_alive_get(&mut stream, "/a.txt").body,
+        b"parked and back"
+    );
+    assert!(eventually(Duration::from_secs(5), || parked(&server) >= 2));
+
+    let before = parked(&server);
+    stream.write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        parked(&server),
+        before,
+        "parked with half a request head read"
+    );
+    stream.write_all(b"st: x\r\n\r\n").unwrap();
+    assert_eq!(read_one_response(&mut stream).body, b"parked and back");
+
+    assert!(eventually(Duration::from_secs(5), || parked(&server) > before));
+    stream
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut responses = 0;
+    while responses < 2 {
+        let n = stream.read(&mut buf).expect("two pipelined responses");
+        assert!(n > 0, "closed after {responses} pipelined responses");
+        raw.extend_from_slice(&buf[..n]);
+        responses = 0;
+        let mut rest = &raw[..];
+        while let Ok((response, used)) = Response::parse_prefix(rest, false) {
+            assert_eq!(response.body, b"parked and back");
+            responses += 1;
+            rest = &rest[used..];
+        }
+    }
+
+    // Parked again, then a graceful stop: closed at once, not after --shutdown-timeout.
+    assert!(eventually(Duration::from_secs(5), || parked(&server) >= before + 2));
+    let stopping = Instant::now();
+    server.terminate();
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(matches!(stream.read(&mut buf), Ok(0) | Err(_)));
+}
+
+/// A parked connection (see above) still makes room at `--max-connections`: the oldest is
+/// closed to admit a new client, as a connection waiting inside hyper would be.
+#[test]
+fn parked_connections_make_room_at_the_connection_limit() {
+    let root = TestRoot::new();
+    root.file("a.txt", b"room");
+    let server = TestServer::start(
+        root.path(),
+        &["--max-connections", "2", "--idle-timeout", "30"],
+    );
+    let mut kept: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+    for stream in &mut kept {
+        assert_eq!(keep_alive_get(stream, "/a.txt").body, b"room");
+    }
+    // Both parked (the stats request itself takes a slot for a moment: ask once they are).
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(server.get("/a.txt", &[]).status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    kept[0]
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(kept[0].read(&mut buf), Ok(0) | Err(_)),
+        "the oldest was not closed"
+    );
+    let stats = server.stats();
+    assert!(stats["idle_connections_parked"] >= 2, "{stats:?}");
+    assert!(stats["idle_connections_evicted"] >= 1, "{stats:?}");
 }

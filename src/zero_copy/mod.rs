@@ -81,6 +81,9 @@ pub struct ConnShared {
     evictable: AtomicBool,
     /// Asked to close at once (see [`ConnShared::evict_if_idle`]).
     evicted: AtomicBool,
+    /// Idle long enough to give the HTTP/1 parser's buffers back (see
+    /// [`ZeroCopyStream::park_when_idle`]); taken by [`ConnShared::take_park_request`].
+    park_requested: AtomicBool,
     /// Wakes the connection's task while it is evictable.
     idle_waker: Mutex<Option<Waker>>,
     /// The pacing rate the response being sent asks for (see [`crate::pacing`]).
@@ -120,6 +123,18 @@ impl ConnShared {
             waker.wake();
         }
         true
+    }
+
+    /// Whether the stream asked, since the last call, for the connection to be parked: idle for
+    /// its park delay with not one byte of a next request received.
+    pub fn take_park_request(&self) -> bool {
+        self.park_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether the connection waits for a request with not one byte of it received and nothing
+    /// in flight (as last seen by its stream).
+    pub fn awaits_new_request(&self) -> bool {
+        self.evictable.load(Ordering::Acquire) && self.in_flight.load(Ordering::Acquire) == 0
     }
 
     /// Records that the connection waits for a request it has not started: it may be evicted,
@@ -178,6 +193,14 @@ pub struct ZeroCopyStream {
     timer: Pin<Box<Sleep>>,
     /// The pacing rate set on the socket now.
     pacing: AppliedPacing,
+    /// After how long idle to ask for parking (plain HTTP/1.1 only; see
+    /// [`ZeroCopyStream::park_when_idle`]).
+    park_after: Option<Duration>,
+    /// No parking before this (set when a parked connection resumes, so that a connection
+    /// woken by the client's end or a spurious readiness reads it before it could park again).
+    park_not_before: Option<Instant>,
+    /// Bytes read by a parser that was let go before it used them, given out first.
+    replay: bytes::Bytes,
 }
 
 impl ZeroCopyStream {
@@ -204,6 +227,88 @@ impl ZeroCopyStream {
             stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + timeouts.header)),
             pacing: AppliedPacing::default(),
+            park_after: None,
+            park_not_before: None,
+            replay: bytes::Bytes::new(),
+        }
+    }
+
+    /// Asks for the connection to be parked once it has waited `after` for a next request with
+    /// not one byte of it received: [`ConnShared::take_park_request`] then says yes, and the
+    /// owner of hyper's connection ends it and keeps only this stream until bytes arrive (see
+    /// `crate::plain_connection`).
+    pub fn park_when_idle(&mut self, after: Duration) {
+        self.park_after = Some(after);
+    }
+
+    /// The state this connection's IO shares with its service.
+    pub fn shared(&self) -> Arc<ConnShared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// A parked connection resumes (a new parser takes the stream): it may park again only
+    /// after another park delay.
+    pub fn resume_from_parking(&mut self) {
+        self.park_not_before = self.park_after.map(|after| Instant::now() + after);
+    }
+
+    /// Bytes a finished parser had read but not used: the next reads return them first.
+    pub fn replay(&mut self, bytes: bytes::Bytes) {
+        debug_assert!(self.replay.is_empty());
+        self.replay = bytes;
+    }
+
+    /// The error that ends the connection if it was evicted to make room for a new one.
+    fn eviction(&self) -> Option<io::Error> {
+        if !self.shared.evicted.load(Ordering::Acquire) {
+            return None;
+        }
+        tracing::debug!("idle connection closed to make room for a new one");
+        Some(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "closed to make room at --max-connections",
+        ))
+    }
+
+    /// While parked: resolves `Ok` when the socket has something to read (a request, or the
+    /// end), `Err` when the keep-alive idle timeout passes or the connection is evicted. Keeps
+    /// the idle duties of [`Read::poll_read`]: evictable, and the kept mapping let go.
+    pub fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(evicted) = self.eviction() {
+            return Poll::Ready(Err(evicted));
+        }
+        if !self.replay.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        self.shared.wait_evictable(cx.waker());
+        if self.io.inner().poll_read_ready(cx)?.is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        self.release_mapping_when_idle(cx);
+        if self.deadline_passed(self.idle_since + self.timeouts.idle, cx) {
+            tracing::debug!("keep-alive idle timeout; closing the connection");
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "keep-alive idle timeout",
+            )));
+        }
+        Poll::Pending
+    }
+
+    /// While idle with no byte of a next request: once the park delay has passed, says so
+    /// through [`ConnShared::take_park_request`] (arming the timer for that moment if need be).
+    fn request_park_when_due(&mut self, cx: &mut Context<'_>) {
+        if let Some(after) = self.park_after {
+            let due =
+                (self.idle_since + after).max(self.park_not_before.unwrap_or(self.idle_since));
+            if !self.head_bytes_seen && self.deadline_passed(due, cx) {
+                self.shared.park_requested.store(true, Ordering::Release);
+            }
         }
     }
 
@@ -377,16 +482,21 @@ impl Read for ZeroCopyStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
+        mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.track_requests();
-        if this.shared.evicted.load(Ordering::Acquire) {
-            tracing::debug!("idle connection closed to make room for a new one");
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "closed to make room at --max-connections",
-            )));
+        if let Some(evicted) = this.eviction() {
+            return Poll::Ready(Err(evicted));
+        }
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            // Only a parked HTTP/1.1 connection replays: these bytes start a request head.
+            this.head_bytes_seen = true;
+            this.shared.evictable.store(false, Ordering::Release);
+            this.head_started.get_or_insert_with(Instant::now);
+            return Poll::Ready(Ok(()));
         }
         // hyper-util's TokioIo does the unsafe cursor plumbing; we only watch the outcome.
         let mut probe = Pin::new(&mut this.io);
@@ -418,6 +528,7 @@ impl Read for ZeroCopyStream {
                     Some(started) => (started + this.timeouts.header, "request head"),
                     None => {
                         this.release_mapping_when_idle(cx);
+                        this.request_park_when_due(cx);
                         (this.idle_since + this.timeouts.idle, "keep-alive idle")
                     }
                 };
@@ -474,8 +585,10 @@ impl Write for ZeroCopyStream {
             if !this.head_bytes_seen {
                 this.shared.wait_evictable(cx.waker());
             }
-            // Only arms (or keeps) the timer; the read side reports the timeout when it fires.
+            // Only arms (or keeps) the timer; the read side reports the timeout (or asks for
+            // parking) when it fires.
             this.release_mapping_when_idle(cx);
+            this.request_park_when_due(cx);
             let _ = this.deadline_passed(this.idle_since + this.timeouts.idle, cx);
         }
         Pin::new(&mut this.io).poll_flush(cx)
