@@ -65,7 +65,9 @@ pub const PLAYER_CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 /// player page (a root's own copy too), none for anything else. A root's own `index.html` or
 /// pages are the root's business: we cannot know what they need.
 pub fn content_security_policy(relative: &Path) -> Option<&'static str> {
-    (relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
+    // Every file request asks: the name first, which is cheaper than comparing components.
+    let named_like_the_player = relative.file_name() == Path::new(PLAYER_PAGE).file_name();
+    (named_like_the_player && relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
 }
 
 /// The one style sheet of a directory listing, inline (a listing is one request), allowed by
@@ -883,6 +885,17 @@ mod tests {
         let digest = ring::digest::digest(&ring::digest::SHA256, style.as_bytes());
         let source = format!("style-src 'sha256-{}'", base64(digest.as_ref()));
         assert!(listing_csp().contains(&source), "{}", listing_csp());
+    }
+
+    #[test]
+    fn only_the_player_page_gets_the_player_policy() {
+        let policy = |path: &str| content_security_policy(Path::new(path));
+        assert_eq!(policy("html/movie_player.html"), Some(PLAYER_CSP));
+        assert_eq!(policy("html//movie_player.html"), Some(PLAYER_CSP));
+        assert_eq!(policy("movie_player.html"), None);
+        assert_eq!(policy("films/html/movie_player.html"), None);
+        assert_eq!(policy("html/movie_player.js"), None);
+        assert_eq!(policy("movie/big.mp4"), None);
     }
 
     #[test]

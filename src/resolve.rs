@@ -67,25 +67,34 @@ impl DecodedPath {
 /// `components()` ignore that separator.
 pub fn decode_path(raw: &str) -> Result<DecodedPath, PathError> {
     let rest = raw.strip_prefix('/').ok_or(PathError::Malformed)?;
-    let mut relative = PathBuf::new();
+    // Segments are decoded straight into the path's bytes, '/'-separated (one allocation for
+    // the whole path: this runs on every request).
+    let mut relative: Vec<u8> = Vec::with_capacity(rest.len());
     let mut wants_directory = false;
     for segment in rest.split('/') {
-        let decoded = percent_decode_segment(segment.as_bytes())?;
-        wants_directory = matches!(decoded.as_slice(), b"" | b".");
-        match decoded.as_slice() {
+        let end_before = relative.len();
+        if end_before > 0 {
+            relative.push(b'/');
+        }
+        let start = relative.len();
+        percent_decode_segment(segment.as_bytes(), &mut relative)?;
+        let decoded = &relative[start..];
+        wants_directory = matches!(decoded, b"" | b".");
+        match decoded {
             // Empty and "." segments name the same directory: skip them.
-            b"" | b"." => continue,
+            b"" | b"." => relative.truncate(end_before),
             b".." => return Err(PathError::Malformed),
             bytes if bytes.iter().any(|&b| matches!(b, 0 | b'/' | b'\\')) => {
                 return Err(PathError::Malformed)
             }
-            bytes => relative.push(os_string_from_bytes(bytes.to_vec())),
+            _ => {}
         }
     }
-    if wants_directory && !relative.as_os_str().is_empty() {
-        // Pushing an empty segment appends just the separator.
-        relative.push("");
+    if wants_directory && !relative.is_empty() {
+        // As `PathBuf::push("")` would: just the separator.
+        relative.push(b'/');
     }
+    let relative = PathBuf::from(os_string_from_bytes(relative));
     debug_assert!(relative
         .components()
         .all(|c| matches!(c, Component::Normal(_))));
@@ -95,10 +104,10 @@ pub fn decode_path(raw: &str) -> Result<DecodedPath, PathError> {
     })
 }
 
-/// Percent-decodes one segment. A `%` not followed by two hex digits is malformed (RFC 3986
-/// §2.1), not passed through, so one name has exactly one spelling... up to case of hex digits.
-fn percent_decode_segment(segment: &[u8]) -> Result<Vec<u8>, PathError> {
-    let mut out = Vec::with_capacity(segment.len());
+/// Percent-decodes one segment onto the end of `out`. A `%` not followed by two hex digits is
+/// malformed (RFC 3986 §2.1), not passed through, so one name has exactly one spelling... up to
+/// case of hex digits.
+fn percent_decode_segment(segment: &[u8], out: &mut Vec<u8>) -> Result<(), PathError> {
     let mut bytes = segment.iter();
     while let Some(&b) = bytes.next() {
         if b == b'%' {
@@ -112,7 +121,7 @@ fn percent_decode_segment(segment: &[u8]) -> Result<Vec<u8>, PathError> {
             out.push(b);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -572,6 +581,31 @@ mod tests {
         );
     }
 
+    /// The decoder as first written, pushing each decoded segment onto a `PathBuf`: the
+    /// one-buffer [`decode_path`] must give exactly its answers, byte for byte.
+    fn decode_path_by_pushing(raw: &str) -> Result<(PathBuf, bool), PathError> {
+        let rest = raw.strip_prefix('/').ok_or(PathError::Malformed)?;
+        let mut relative = PathBuf::new();
+        let mut wants_directory = false;
+        for segment in rest.split('/') {
+            let mut decoded = Vec::new();
+            percent_decode_segment(segment.as_bytes(), &mut decoded)?;
+            wants_directory = matches!(decoded.as_slice(), b"" | b".");
+            match decoded.as_slice() {
+                b"" | b"." => continue,
+                b".." => return Err(PathError::Malformed),
+                bytes if bytes.iter().any(|&b| matches!(b, 0 | b'/' | b'\\')) => {
+                    return Err(PathError::Malformed)
+                }
+                bytes => relative.push(os_string_from_bytes(bytes.to_vec())),
+            }
+        }
+        if wants_directory && !relative.as_os_str().is_empty() {
+            relative.push("");
+        }
+        Ok((relative, raw.ends_with('/')))
+    }
+
     proptest! {
         /// Whatever the input, a decoded path is relative and made only of normal segments:
         /// it can never climb out of the root.
@@ -580,6 +614,13 @@ mod tests {
             if let Ok(path) = decode_path(&raw) {
                 prop_assert!(path.relative().components().all(|c| matches!(c, Component::Normal(_))));
             }
+        }
+
+        #[test]
+        fn decoding_into_one_buffer_matches_pushing_segments(raw in "/[a-z%./\\\\0-9A-F]{0,40}") {
+            let ours = decode_path(&raw).map(|d| (d.relative().as_os_str().to_owned(), d.trailing_slash));
+            let reference = decode_path_by_pushing(&raw).map(|(p, slash)| (p.into_os_string(), slash));
+            prop_assert_eq!(ours, reference);
         }
 
         #[test]
