@@ -65,9 +65,14 @@ pub const PLAYER_CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 /// player page (a root's own copy too), none for anything else. A root's own `index.html` or
 /// pages are the root's business: we cannot know what they need.
 pub fn content_security_policy(relative: &Path) -> Option<&'static str> {
-    // Every file request asks: the name first, which is cheaper than comparing components.
-    let named_like_the_player = relative.file_name() == Path::new(PLAYER_PAGE).file_name();
-    (named_like_the_player && relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
+    // Every file request asks: the bytes' ending first (a comparison of a few bytes), then the
+    // components (which parses both paths).
+    const PLAYER_NAME: &str = "movie_player.html";
+    let ends_like_the_player = relative
+        .as_os_str()
+        .as_encoded_bytes()
+        .ends_with(PLAYER_NAME.as_bytes());
+    (ends_like_the_player && relative == Path::new(PLAYER_PAGE)).then_some(PLAYER_CSP)
 }
 
 /// The one style sheet of a directory listing, inline (a listing is one request), allowed by
