@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """How much memory does an idle keep-alive connection cost? Opens N connections to a running
 reelserve (default 10 000), makes one request on each, leaves them idle, and prints the server's
-RSS before and after.
+RSS before and after. With --silent the connections send nothing at all (they wait for the
+header timeout: start the server with a long --header-timeout).
 
-usage: scripts/idle-connections.py PORT PID [N]
+usage: scripts/idle-connections.py PORT PID [N] [--silent]
 """
 import resource
 import socket
@@ -20,21 +21,25 @@ def rss_kb(pid):
 
 
 def main():
-    port, pid = int(sys.argv[1]), int(sys.argv[2])
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000
+    args = [a for a in sys.argv[1:] if a != "--silent"]
+    silent = len(args) < len(sys.argv) - 1
+    port, pid = int(args[0]), int(args[1])
+    count = int(args[2]) if len(args) > 2 else 10_000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     before = rss_kb(pid)
     connections = []
     for _ in range(count):
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(b"GET /_reelserve/stats HTTP/1.1\r\nHost: x\r\n\r\n")
-        if not s.recv(4096).startswith(b"HTTP/1.1 200"):
-            raise SystemExit("unexpected response")
+        if not silent:
+            s.sendall(b"GET /_reelserve/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not s.recv(4096).startswith(b"HTTP/1.1 200"):
+                raise SystemExit("unexpected response")
         connections.append(s)
     time.sleep(1)
     after = rss_kb(pid)
-    print(f"{count} idle keep-alive connections: RSS {before} kB -> {after} kB, "
+    kind = "silent" if silent else "idle keep-alive"
+    print(f"{count} {kind} connections: RSS {before} kB -> {after} kB, "
           f"{(after - before) * 1024 / count:.0f} bytes per connection")
 
 

@@ -7,10 +7,12 @@
 //! received: hyper's connection is ended without closing the socket (`poll_without_shutdown`,
 //! then `into_parts`), and only the [`ZeroCopyStream`] (socket, timers, ~200 bytes) and the
 //! service are kept. When the socket becomes readable a new hyper connection takes over the
-//! same stream; bytes the old one had read but not used are replayed to it first.
+//! same stream; bytes the old one had read but not used are replayed to it first. A new
+//! connection starts parked: hyper is brought in by its first bytes, so a client that connects
+//! and says nothing costs no parser either (nginx too allocates its header buffer only then).
 //!
-//! While parked the stream keeps every duty of an idle connection: the keep-alive idle
-//! timeout, eviction at `--max-connections`, letting go of a kept mapping, and a graceful
+//! While parked the stream keeps every duty of a waiting connection: the header timeout (a new
+//! connection) or the keep-alive idle timeout, eviction at `--max-connections`, letting go of a kept mapping, and a graceful
 //! shutdown closes it at once (as hyper closes an idle connection).
 //!
 //! The delay is short next to a person (a page's requests come in bursts a few milliseconds
@@ -82,12 +84,11 @@ where
     ) -> Self {
         stream.park_when_idle(PARK_AFTER);
         let (shared, stats) = (stream.shared(), stream.stats());
-        let connection = Box::new(builder.serve_connection(stream, service.clone()));
         PlainConnection {
-            phase: Phase::Serving {
-                connection,
-                ending: false,
-            },
+            // A new connection starts parked: hyper's parser and buffers are made when the
+            // first bytes arrive, so a client that connects and says nothing holds only the
+            // socket until the header timeout (or until it is evicted for room), as with nginx.
+            phase: Phase::Parked(stream),
             builder: builder.clone(),
             service,
             shared,

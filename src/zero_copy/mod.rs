@@ -276,8 +276,10 @@ impl ZeroCopyStream {
     }
 
     /// While parked: resolves `Ok` when the socket has something to read (a request, or the
-    /// end), `Err` when the keep-alive idle timeout passes or the connection is evicted. Keeps
-    /// the idle duties of [`Read::poll_read`]: evictable, and the kept mapping let go.
+    /// end), `Err` when the connection is evicted or its timeout passes: the header timeout for
+    /// a new connection that has sent nothing yet, the keep-alive idle timeout after a
+    /// response. Keeps the idle duties of [`Read::poll_read`]: evictable, and the kept mapping
+    /// let go.
     pub fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(evicted) = self.eviction() {
             return Poll::Ready(Err(evicted));
@@ -286,18 +288,37 @@ impl ZeroCopyStream {
             return Poll::Ready(Ok(()));
         }
         self.shared.wait_evictable(cx.waker());
-        if self.io.inner().poll_read_ready(cx)?.is_ready() {
+        // A peek, not `poll_read_ready`: tokio reports a socket it has not read yet as ready
+        // (a new connection that has sent nothing would bring hyper in at once); a peek that
+        // finds nothing clears that and waits for a real byte (or the end).
+        let mut byte = [0u8; 1];
+        let mut peeked = tokio::io::ReadBuf::new(&mut byte);
+        if self.io.inner().poll_peek(cx, &mut peeked)?.is_ready() {
             return Poll::Ready(Ok(()));
         }
         self.release_mapping_when_idle(cx);
-        if self.deadline_passed(self.idle_since + self.timeouts.idle, cx) {
-            tracing::debug!("keep-alive idle timeout; closing the connection");
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "keep-alive idle timeout",
-            )));
+        match self.waiting_timeout(cx) {
+            Some(timeout) => Poll::Ready(Err(timeout)),
+            None => Poll::Pending,
         }
-        Poll::Pending
+    }
+
+    /// While waiting for a request: the error that ends the connection once the deadline
+    /// passes (the header timeout from the first byte of a head, or from accept; else the
+    /// keep-alive idle timeout), arming the timer for it if need be.
+    fn waiting_timeout(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let (deadline, what) = match self.head_started {
+            Some(started) => (started + self.timeouts.header, "request head"),
+            None => (self.idle_since + self.timeouts.idle, "keep-alive idle"),
+        };
+        if !self.deadline_passed(deadline, cx) {
+            return None;
+        }
+        tracing::debug!("{what} timeout; closing the connection");
+        Some(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} timeout"),
+        ))
     }
 
     /// While idle with no byte of a next request: once the park delay has passed, says so
@@ -524,22 +545,14 @@ impl Read for ZeroCopyStream {
                 if !this.head_bytes_seen {
                     this.shared.wait_evictable(cx.waker());
                 }
-                let (deadline, what) = match this.head_started {
-                    Some(started) => (started + this.timeouts.header, "request head"),
-                    None => {
-                        this.release_mapping_when_idle(cx);
-                        this.request_park_when_due(cx);
-                        (this.idle_since + this.timeouts.idle, "keep-alive idle")
-                    }
-                };
-                if this.deadline_passed(deadline, cx) {
-                    tracing::debug!("{what} timeout; closing the connection");
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("{what} timeout"),
-                    )));
+                if this.head_started.is_none() {
+                    this.release_mapping_when_idle(cx);
+                    this.request_park_when_due(cx);
                 }
-                Poll::Pending
+                match this.waiting_timeout(cx) {
+                    Some(timeout) => Poll::Ready(Err(timeout)),
+                    None => Poll::Pending,
+                }
             }
         }
     }
