@@ -371,13 +371,9 @@ fn unreadable_files_are_403_and_logged_when_not_root() {
 
 #[test]
 fn startup_errors_are_one_clear_line_and_exit_2() {
-    let output = Command::new(env!("CARGO_BIN_EXE_reelserve"))
-        .args(["--root", "/no/such/dir"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reelserve"));
+    command.args(["--root", "/no/such/dir"]);
+    let (stderr, _) = refused_start(command);
     assert!(
         stderr.contains("/no/such/dir") && stderr.contains("--root"),
         "{stderr}"
@@ -385,14 +381,12 @@ fn startup_errors_are_one_clear_line_and_exit_2() {
 
     let root = TestRoot::new();
     let server = TestServer::start(root.path(), &[]);
-    let output = Command::new(env!("CARGO_BIN_EXE_reelserve"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reelserve"));
+    command
         .args(["--root"])
         .arg(root.path())
-        .args(["--addr", &server.addr.to_string()])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .args(["--addr", &server.addr.to_string()]);
+    let (stderr, _) = refused_start(command);
     assert!(
         stderr.contains(&server.addr.to_string()) && stderr.contains("--addr"),
         "{stderr}"

@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -43,29 +43,6 @@ fn prlimit(args: &[&str]) {
         "prlimit {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// Runs a server command that must refuse to start: its output once it exits, or a failure
-/// (after killing it) if it is still running after 5 s, i.e. it started serving instead.
-fn run_refused(mut command: Command) -> std::process::Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let exited = eventually(Duration::from_secs(5), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !exited {
-        let _ = child.kill();
-        let output = child.wait_with_output().unwrap();
-        panic!(
-            "it started instead of refusing: {}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// The descriptor numbers process `pid` has open, in order.
@@ -331,10 +308,7 @@ fn bad_configuration_is_one_clear_line_and_exit_2() {
             .arg(root.path())
             .args(["--addr", "127.0.0.1:0"])
             .args(args);
-        let output = run_refused(command);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        let (stderr, output) = refused_start(command);
         assert!(stderr.starts_with("reelserve: "), "{args:?}: {stderr}");
         for word in expected {
             assert!(stderr.contains(word), "{args:?}: {word:?} not in {stderr}");
@@ -402,10 +376,7 @@ fn an_unreadable_root_is_refused_at_start() {
         .arg("--root")
         .arg(&locked)
         .args(["--addr", "127.0.0.1:0"]);
-    let output = run_refused(command);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (stderr, _) = refused_start(command);
     assert!(
         stderr.contains("cannot read the directory")
             && stderr.contains(locked.to_str().unwrap())

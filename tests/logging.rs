@@ -328,20 +328,14 @@ fn access_log_file_is_appended_to() {
 #[test]
 fn an_access_log_that_cannot_be_opened_is_a_clear_startup_error() {
     let root = TestRoot::new();
-    let output = Command::new(env!("CARGO_BIN_EXE_reelserve"))
-        .arg("--root")
-        .arg(root.path())
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--access-log",
-            "/no/such/dir/access.log",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reelserve"));
+    command.arg("--root").arg(root.path()).args([
+        "--addr",
+        "127.0.0.1:0",
+        "--access-log",
+        "/no/such/dir/access.log",
+    ]);
+    let (stderr, _) = common::refused_start(command);
     assert!(
         stderr.contains("/no/such/dir/access.log") && stderr.contains("--access-log"),
         "{stderr}"
@@ -390,22 +384,11 @@ impl SpawnedServer {
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        common::terminate(&self.child);
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        common::wait_exit(&mut self.child, timeout)
     }
 }
 

@@ -150,24 +150,12 @@ impl TestServer {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        // SAFETY-free: kill(1) instead of libc::kill keeps the tests free of unsafe.
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        terminate(&self.child);
     }
 
     /// Waits up to `timeout` for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        wait_exit(&mut self.child, timeout)
     }
 
     /// For a server started under strace (`start_with(strace ...)`): SIGTERMs the traced server
@@ -209,6 +197,53 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends SIGTERM to `child`.
+pub fn terminate(child: &Child) {
+    // SAFETY-free: kill(1) instead of libc::kill keeps the tests free of unsafe.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits up to `timeout` for `child` to exit; returns its exit code.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Runs a server command that must refuse to start: it must exit within 5 s (else it is
+/// killed and the test fails: it started serving instead) with exit code 2 and one line on
+/// stderr. Returns that stderr and the whole output.
+pub fn refused_start(mut command: Command) -> (String, std::process::Output) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if wait_exit(&mut child, Duration::from_secs(5)).is_none() {
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!(
+            "it started instead of refusing: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{command:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{command:?}: {stderr}");
+    (stderr, output)
 }
 
 pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
