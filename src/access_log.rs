@@ -260,29 +260,18 @@ pub fn format_line(out: &mut Vec<u8>, format: LogFormat, now: SystemTime, r: &Ac
 
 fn format_text(out: &mut Vec<u8>, now: SystemTime, r: &AccessRecord<'_>) -> io::Result<()> {
     write_timestamp(out, now)?;
-    write!(out, "  INFO reelserve::access: client={} method=", r.client)?;
-    text_value(out, r.method.as_bytes());
-    out.extend_from_slice(b" path=");
-    text_value(out, r.path.as_bytes());
-    write!(
-        out,
-        " version={} status={} bytes={} complete={} ms={:.3}",
-        version_name(r.version),
-        r.status,
-        r.bytes,
-        r.complete,
-        r.elapsed.as_secs_f64() * 1000.0
-    )?;
-    for (name, value) in [
-        ("range", r.range),
-        ("user_agent", r.user_agent),
-        ("referer", r.referer),
-    ] {
-        if let Some(value) = value {
-            write!(out, " {name}=")?;
-            text_value(out, value);
+    out.extend_from_slice(b"  INFO reelserve::access: ");
+    let mut separator: &[u8] = b"";
+    each_field(r, |name, value| {
+        out.extend_from_slice(separator);
+        separator = b" ";
+        write!(out, "{name}=")?;
+        match value {
+            FieldValue::Text(text) => text_value(out, text),
+            FieldValue::Token(token) | FieldValue::Number(token) => write!(out, "{token}")?,
         }
-    }
+        Ok(())
+    })?;
     out.push(b'\n');
     Ok(())
 }
@@ -290,34 +279,63 @@ fn format_text(out: &mut Vec<u8>, now: SystemTime, r: &AccessRecord<'_>) -> io::
 fn format_json(out: &mut Vec<u8>, now: SystemTime, r: &AccessRecord<'_>) -> io::Result<()> {
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(out, now)?;
-    write!(
-        out,
-        "\",\"level\":\"INFO\",\"fields\":{{\"client\":\"{}\",\"method\":",
-        r.client
-    )?;
-    json_string(out, r.method.as_bytes());
-    out.extend_from_slice(b",\"path\":");
-    json_string(out, r.path.as_bytes());
-    write!(
-        out,
-        ",\"version\":\"{}\",\"status\":{},\"bytes\":{},\"complete\":{},\"ms\":{:.3}",
-        version_name(r.version),
-        r.status,
-        r.bytes,
-        r.complete,
-        r.elapsed.as_secs_f64() * 1000.0
-    )?;
+    out.extend_from_slice(b"\",\"level\":\"INFO\",\"fields\":{");
+    let mut separator: &[u8] = b"";
+    each_field(r, |name, value| {
+        out.extend_from_slice(separator);
+        separator = b",";
+        write!(out, "\"{name}\":")?;
+        match value {
+            FieldValue::Text(text) => json_string(out, text),
+            FieldValue::Token(token) => write!(out, "\"{token}\"")?,
+            FieldValue::Number(number) => write!(out, "{number}")?,
+        }
+        Ok(())
+    })?;
+    out.extend_from_slice(b"},\"target\":\"reelserve::access\"}\n");
+    Ok(())
+}
+
+/// A field's value, as the formats tell them apart.
+enum FieldValue<'a> {
+    /// Bytes from the request: escaped (or quoted) as the format needs.
+    Text(&'a [u8]),
+    /// A token the server made (an address, a version name): written as it is, a JSON string.
+    Token(&'a dyn std::fmt::Display),
+    /// A number or a boolean: written as it is in both formats.
+    Number(&'a dyn std::fmt::Display),
+}
+
+/// Every field of a line, in order, with its name: one list for both formats.
+fn each_field(
+    r: &AccessRecord<'_>,
+    mut field: impl FnMut(&str, FieldValue<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    /// Milliseconds with three decimals.
+    struct Millis(f64);
+    impl std::fmt::Display for Millis {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:.3}", self.0)
+        }
+    }
+    field("client", FieldValue::Token(&r.client))?;
+    field("method", FieldValue::Text(r.method.as_bytes()))?;
+    field("path", FieldValue::Text(r.path.as_bytes()))?;
+    field("version", FieldValue::Token(&version_name(r.version)))?;
+    field("status", FieldValue::Number(&r.status))?;
+    field("bytes", FieldValue::Number(&r.bytes))?;
+    field("complete", FieldValue::Number(&r.complete))?;
+    let ms = Millis(r.elapsed.as_secs_f64() * 1000.0);
+    field("ms", FieldValue::Number(&ms))?;
     for (name, value) in [
         ("range", r.range),
         ("user_agent", r.user_agent),
         ("referer", r.referer),
     ] {
         if let Some(value) = value {
-            write!(out, ",\"{name}\":")?;
-            json_string(out, value);
+            field(name, FieldValue::Text(value))?;
         }
     }
-    out.extend_from_slice(b"},\"target\":\"reelserve::access\"}\n");
     Ok(())
 }
 
