@@ -596,29 +596,30 @@ struct ProtocolBuilders {
 impl ProtocolBuilders {
     /// `streams` spawns HTTP/2 stream tasks (under the send-timeout watchdog).
     fn new(streams: WatchdogExecutor) -> ProtocolBuilders {
+        // The HTTP/1.1 settings, plain and over TLS: two builder types (hyper's own and
+        // hyper-util's `auto`) with the same methods and no common trait.
+        macro_rules! http1_settings {
+            ($builder:expr) => {
+                $builder
+                    // Queue body chunks instead of copying them: the zero-copy path depends on it.
+                    .writev(true)
+                    .keep_alive(true)
+                    // ZeroCopyStream owns the header, idle and send timeouts. hyper's header timer
+                    // (30 s by default once a timer is set) would run beside them, restart on
+                    // every request and close idle keep-alive connections at 30 s whatever
+                    // --idle-timeout says; without a timer it is off.
+                    .header_read_timeout(None)
+                    // At most 100 header fields (beyond them, 431): hyper's default,
+                    // deliberately not set. An explicit `max_headers` makes hyper fill a header
+                    // array of that length on every request (about 5% of a small request's
+                    // instructions); its default array is left uninitialised on the stack.
+                    .max_buf_size(MAX_HEAD_BYTES.max(8192))
+            };
+        }
         let mut plain = hyper::server::conn::http1::Builder::new();
-        plain
-            // Queue body chunks instead of copying them: the zero-copy path depends on it.
-            .writev(true)
-            .keep_alive(true)
-            // ZeroCopyStream owns the header, idle and send timeouts. hyper's header timer
-            // (30 s by default once a timer is set) would run beside them, restart on every
-            // request and close idle keep-alive connections at 30 s whatever --idle-timeout
-            // says; without a timer it is off.
-            .header_read_timeout(None)
-            // At most 100 header fields (beyond them, 431): hyper's default, deliberately not set.
-            // An explicit `max_headers` makes hyper fill a header array of that length on every
-            // request (about 5% of a small request's instructions); its default array is left
-            // uninitialised on the stack.
-            .max_buf_size(MAX_HEAD_BYTES.max(8192));
+        http1_settings!(plain);
         let mut builder = auto::Builder::new(streams);
-        // The same HTTP/1.1 settings over TLS (see `plain` above for why).
-        builder
-            .http1()
-            .writev(true)
-            .keep_alive(true)
-            .header_read_timeout(None)
-            .max_buf_size(MAX_HEAD_BYTES.max(8192));
+        http1_settings!(builder.http1());
         builder
             .http2()
             .timer(TokioTimer::new())
