@@ -38,7 +38,7 @@ fn plays_and_seeks_in_chunked_mode() {
 /// must have been HTTP/2 (the server's access log says which version each request used).
 #[test]
 fn plays_and_seeks_over_https_with_http2() {
-    if !browser_available() {
+    if !external::browser_available() {
         return;
     }
     let Some(cert) = TestCert::new() else { return };
@@ -72,7 +72,7 @@ fn seek_in_a_long_movie_fetches_from_the_middle_in_chunked_mode() {
 /// and nothing it asks for is refused.
 #[test]
 fn plays_and_seeks_through_a_signed_link() {
-    if !browser_available() {
+    if !external::browser_available() {
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,7 +149,7 @@ fn a_player_on_another_origin_is_refused() {
 /// Runs tests/browser/cross_origin.mjs on a page from one server using the sample movie on
 /// another, whose `--cors-origin` names the page's origin or not. Returns what the page saw.
 fn cross_origin_page(allowed: bool) -> Option<serde_json::Value> {
-    if !browser_available() {
+    if !external::browser_available() {
         return None;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -221,7 +221,7 @@ const CROSS_ORIGIN_PAGE: &str = r#"<!doctype html>
 
 /// The player page and sample movie of this repository.
 fn play_and_seek(mode: &str) {
-    if !browser_available() {
+    if !external::browser_available() {
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,7 +236,7 @@ fn play_and_seek(mode: &str) {
 /// player page of its own (so the player compiled into the binary is served): too long to be
 /// buffered before the seek, so the seek must fetch from the middle of the file with a Range.
 fn seek_in_a_long_movie(mode: &str) {
-    if !browser_available() || !require("ffmpeg") {
+    if !external::browser_available() || !require("ffmpeg") {
         return;
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
@@ -369,22 +369,4 @@ fn assert_movie_served_with_206(log: &str, is_movie: impl Fn(&str) -> bool) -> u
         "server error in the log:\n{log}"
     );
     partial
-}
-
-/// node, Chromium and the installed playwright-core; a skip outside CI, a failure in it.
-fn browser_available() -> bool {
-    if !require("node") || !require("chromium") {
-        return false;
-    }
-    let module = external::repo().join("tests/browser/node_modules/playwright-core/package.json");
-    if module.exists() {
-        return true;
-    }
-    let message = "tests/browser/node_modules is missing: run scripts/install-test-deps.sh \
-                   (it runs `npm ci --prefix tests/browser`)";
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipping: {message}");
-    false
 }

@@ -38,7 +38,7 @@ fn movie_details(server: &TestServer) -> Value {
 
 #[test]
 fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start_is_warned() {
-    if !browser_available() || !require("ffmpeg") {
+    if !external::browser_available() || !require("ffmpeg") {
         return;
     }
     let root = TestRoot::new();
@@ -169,7 +169,7 @@ fn paced_playback(server: &TestServer, seconds: u32) -> Value {
 /// viewer unpaced, and a seek in the paced movie plays.
 #[test]
 fn a_paced_movie_plays_15_s_without_waiting_and_costs_far_less_than_unpaced() {
-    if !browser_available() || !require("ffmpeg") {
+    if !external::browser_available() || !require("ffmpeg") {
         return;
     }
     const PLAY: u32 = 15;
@@ -220,22 +220,4 @@ fn a_paced_movie_plays_15_s_without_waiting_and_costs_far_less_than_unpaced() {
         unpaced_bytes >= 1.3 * paced_bytes,
         "unpaced viewer received {unpaced_bytes} bytes, paced {paced_bytes}"
     );
-}
-
-/// node, Chromium and the installed playwright-core; a skip outside CI, a failure in it.
-fn browser_available() -> bool {
-    if !require("node") || !require("chromium") {
-        return false;
-    }
-    let module = external::repo().join("tests/browser/node_modules/playwright-core/package.json");
-    if module.exists() {
-        return true;
-    }
-    let message = "tests/browser/node_modules is missing: run scripts/install-test-deps.sh \
-                   (it runs `npm ci --prefix tests/browser`)";
-    if std::env::var_os("CI").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("skipping: {message}");
-    false
 }

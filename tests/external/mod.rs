@@ -215,6 +215,25 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// node, Chromium and the installed playwright-core (for the browser tests); a skip outside
+/// CI, a failure in it.
+pub fn browser_available() -> bool {
+    if !crate::common::require("node") || !crate::common::require("chromium") {
+        return false;
+    }
+    let module = repo().join("tests/browser/node_modules/playwright-core/package.json");
+    if module.exists() {
+        return true;
+    }
+    let message = "tests/browser/node_modules is missing: run scripts/install-test-deps.sh \
+                   (it runs `npm ci --prefix tests/browser`)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipping: {message}");
+    false
+}
+
 /// `test-artifacts/` in the repository (git-ignored), created on demand.
 pub fn artifacts_dir() -> std::path::PathBuf {
     let dir = repo().join("test-artifacts");
