@@ -263,6 +263,21 @@ impl ZeroCopyStream {
         self.replay = bytes;
     }
 
+    /// A read returned (bytes, the end, or an error), from the socket or from the replay.
+    /// While nothing is in flight that is the start of a request head: the connection is no
+    /// longer evictable, and (HTTP/1; see `ConnShared::multiplexed` for HTTP/2) the header
+    /// timer starts.
+    fn bytes_arrived(&mut self) {
+        if self.was_busy {
+            return;
+        }
+        self.head_bytes_seen = true;
+        self.shared.evictable.store(false, Ordering::Release);
+        if self.head_started.is_none() && !self.shared.multiplexed.load(Ordering::Acquire) {
+            self.head_started = Some(Instant::now());
+        }
+    }
+
     /// The error that ends the connection if it was evicted to make room for a new one.
     fn eviction(&self) -> Option<io::Error> {
         if !self.shared.evicted.load(Ordering::Acquire) {
@@ -513,28 +528,14 @@ impl Read for ZeroCopyStream {
         if !this.replay.is_empty() {
             let n = this.replay.len().min(buf.remaining());
             buf.put_slice(&this.replay.split_to(n));
-            // Only a parked HTTP/1.1 connection replays: these bytes start a request head.
-            this.head_bytes_seen = true;
-            this.shared.evictable.store(false, Ordering::Release);
-            this.head_started.get_or_insert_with(Instant::now);
+            this.bytes_arrived();
             return Poll::Ready(Ok(()));
         }
         // hyper-util's TokioIo does the unsafe cursor plumbing; we only watch the outcome.
         let mut probe = Pin::new(&mut this.io);
         match probe.as_mut().poll_read(cx, buf) {
             Poll::Ready(result) => {
-                if !this.was_busy {
-                    this.head_bytes_seen = true;
-                    this.shared.evictable.store(false, Ordering::Release);
-                }
-                // Bytes while nothing is in flight start a request head (HTTP/1; see
-                // `ConnShared::multiplexed` for HTTP/2).
-                if !this.was_busy
-                    && this.head_started.is_none()
-                    && !this.shared.multiplexed.load(Ordering::Acquire)
-                {
-                    this.head_started = Some(Instant::now());
-                }
+                this.bytes_arrived();
                 Poll::Ready(result)
             }
             Poll::Pending => {
