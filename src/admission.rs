@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -19,13 +19,13 @@ use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::zero_copy::ConnShared;
 
-/// One event loop's admission: the shared slots, the loop's own connections (for making room)
-/// and its 429 answers in flight.
+/// One event loop's admission: the slots and the connection table (both shared by every loop)
+/// and the loop's own 429 answers in flight.
 pub struct Admission {
     state: Arc<ServerState>,
     slots: Arc<Semaphore>,
     refusing: Arc<Semaphore>,
-    connections: ConnectionTable,
+    connections: Arc<Mutex<ConnectionTable>>,
     tls: bool,
 }
 
@@ -48,15 +48,27 @@ pub enum Admitted {
 }
 
 impl Admission {
-    /// Admission for one loop, taking slots from `slots` (shared by every loop).
-    pub fn new(state: Arc<ServerState>, slots: Arc<Semaphore>, tls: bool) -> Admission {
+    /// Admission for one loop, taking slots from `slots` and tracking connections in
+    /// `connections` (both shared by every loop: with `--per-core`, a client that lands on one
+    /// loop can take the slot of an idle connection on another).
+    pub fn new(
+        state: Arc<ServerState>,
+        slots: Arc<Semaphore>,
+        connections: Arc<Mutex<ConnectionTable>>,
+        tls: bool,
+    ) -> Admission {
         Admission {
             state,
             slots,
             refusing: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
-            connections: ConnectionTable::default(),
+            connections,
             tls,
         }
+    }
+
+    /// The server's connection table, locked (a panic elsewhere cannot poison admission).
+    fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Decides about `tcp`, just accepted from `peer`; waits for a slot if need be, until `stop`.
@@ -88,7 +100,7 @@ impl Admission {
                 // connections when it runs out of worker_connections. Until a slot frees, the new
                 // client waits (and nobody else is accepted), as it would in the listen backlog.
                 let acquired = loop {
-                    if self.connections.evict_oldest_idle() {
+                    if self.connections().evict_oldest_idle() {
                         ServerStats::add(&state.stats.idle_connections_evicted, 1);
                     }
                     tokio::select! {
@@ -104,7 +116,7 @@ impl Admission {
             }
         };
         let shared = Arc::new(ConnShared::default());
-        self.connections
+        self.connections()
             .track(&shared, state.config.max_connections as usize);
         ServerStats::add(&state.stats.connections_accepted, 1);
         ServerStats::add(&state.stats.open_connections, 1);
@@ -123,9 +135,9 @@ impl Admission {
 /// How often a new client waiting for a slot looks again for an idle connection to close.
 const EVICTION_RETRY: Duration = Duration::from_millis(100);
 
-/// The connections of one event loop, oldest first, for closing idle ones under slot pressure.
+/// The server's connections, oldest first, for closing idle ones under slot pressure.
 #[derive(Default)]
-struct ConnectionTable {
+pub struct ConnectionTable {
     connections: std::collections::VecDeque<std::sync::Weak<ConnShared>>,
 }
 

@@ -318,6 +318,9 @@ impl Server {
             // accept (never while a loop waits on its listener), so with --per-core a busy loop
             // can use the slots an idle one does not need.
             connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
+            // And one table of connections, so that the room is made wherever an idle
+            // connection is, not only on the loop the new client landed on.
+            connections: Arc::default(),
             state: Arc::clone(&state),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -437,6 +440,8 @@ struct LoopContext {
     strategy: FileStrategy,
     /// `--max-connections` slots, shared by every loop.
     connection_slots: Arc<Semaphore>,
+    /// Every loop's connections, for closing idle ones when the slots run out.
+    connections: Arc<std::sync::Mutex<crate::admission::ConnectionTable>>,
 }
 
 /// Resolves when the control thread says stop (or is gone).
@@ -463,6 +468,7 @@ async fn accept_loop(
     let mut admission = Admission::new(
         Arc::clone(state),
         Arc::clone(&context.connection_slots),
+        Arc::clone(&context.connections),
         context.tls.is_some(),
     );
     tokio::pin!(stop);

@@ -316,6 +316,84 @@ fn at_the_connection_limit_silent_connections_make_room_for_new_clients() {
     assert!(server.stats()["idle_connections_evicted"] >= 1);
 }
 
+/// Item 14: with `--per-core`, each loop has its own listener, and the kernel picks the loop
+/// of a new connection by hashing its addresses. The slots and the table of idle connections
+/// are the server's, not a loop's: a client that lands on one loop is admitted by closing a
+/// silent connection that lives on another. Round after round, a silent connection takes the
+/// only slot and a new client must make room for itself; over eight rounds both loops meet
+/// the other's silent connection (each round is a coin toss, so a loop-local table fails
+/// this test but once in 256 runs).
+#[test]
+fn per_core_loops_share_their_slots_and_make_room_across_loops() {
+    let root = TestRoot::new();
+    root.file("a.txt", b"hello");
+    let server = TestServer::start(
+        root.path(),
+        &[
+            "--per-core",
+            "--workers",
+            "2",
+            "--max-connections",
+            "1",
+            "--header-timeout",
+            "30",
+        ],
+    );
+    for round in 0..8 {
+        let mut silent = connect(server.addr);
+        // The silent connection must hold the slot before the client comes.
+        std::thread::sleep(Duration::from_millis(150));
+        let started = Instant::now();
+        let response = server.get("/a.txt", &[]);
+        assert_eq!(response.status, 200, "round {round}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "round {round}: a new client waited {:?} for a slot",
+            started.elapsed()
+        );
+        silent
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(silent.read(&mut buf), Ok(0) | Err(_)),
+            "round {round}: the silent connection was not the one closed"
+        );
+    }
+    assert!(server.stats()["idle_connections_evicted"] >= 8);
+}
+
+/// Item 14, the stall it named: `--max-connections` was split per loop, so clients stalled at
+/// half the limit when the kernel put more than half of them on one loop. Eight keep-alive
+/// clients against a limit of eight on two loops are all served, and served again (none was
+/// closed to make room).
+#[test]
+fn per_core_loops_admit_up_to_the_whole_connection_limit() {
+    let root = TestRoot::new();
+    root.file("a.txt", b"hello");
+    let server = TestServer::start(
+        root.path(),
+        &["--per-core", "--workers", "2", "--max-connections", "8"],
+    );
+    let request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut clients: Vec<_> = (0..8).map(|_| connect(server.addr)).collect();
+    for _ in 0..2 {
+        for (index, client) in clients.iter_mut().enumerate() {
+            client.write_all(request).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            let mut reader = std::io::BufReader::new(&mut *client);
+            let (status, body) = read_response(&mut reader);
+            assert_eq!(
+                (status, body.as_slice()),
+                (200, &b"hello"[..]),
+                "client {index}"
+            );
+        }
+    }
+}
+
 /// Item 9, the other side: a connection in the middle of a request is never closed for room.
 #[test]
 fn at_the_connection_limit_a_request_in_progress_is_not_closed_for_room() {
