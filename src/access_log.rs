@@ -88,7 +88,13 @@ impl fmt::Display for StartError {
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Open(_, error) | StartError::Thread(error) => Some(error),
+        }
+    }
+}
 
 /// Starts the access log for the process (once; later calls change nothing): opens the
 /// destination and starts its writer thread. Until it is called, and with `off`, nothing is

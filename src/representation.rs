@@ -39,22 +39,12 @@ pub struct Representation {
 }
 
 impl Representation {
-    /// A representation of a regular file already opened (see [`crate::resolve::open_beneath`]),
-    /// with length and validators from the same `fstat`, so they describe exactly what will be
-    /// sent even if the path is replaced meanwhile; `path` gives the media type by extension.
-    /// The inode goes into the ETag only if `etag_inode` (see
+    /// A representation of a regular file already opened (see [`crate::resolve::open_beneath`])
+    /// and perhaps shared (the open-file cache keeps one descriptor for many responses), with
+    /// length and validators from `metadata`, an `fstat` of it taken now, so they describe
+    /// exactly what will be sent even if the path is replaced meanwhile; `path` gives the media
+    /// type by extension. The inode goes into the ETag only if `etag_inode` (see
     /// [`Validators::from_file_identity`]).
-    pub fn from_open_file(
-        file: File,
-        metadata: &std::fs::Metadata,
-        path: &Path,
-        etag_inode: bool,
-    ) -> Representation {
-        Representation::from_shared_file(Arc::new(file), metadata, path, etag_inode)
-    }
-
-    /// The same for a file that may be shared (the open-file cache keeps one descriptor for
-    /// many responses); `metadata` must be an `fstat` of it taken now.
     pub fn from_shared_file(
         file: Arc<File>,
         metadata: &std::fs::Metadata,

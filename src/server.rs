@@ -124,7 +124,19 @@ impl fmt::Display for StartupError {
     }
 }
 
-impl std::error::Error for StartupError {}
+impl std::error::Error for StartupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartupError::Root(_, error)
+            | StartupError::RootUnreadable(_, error)
+            | StartupError::Bind(_, error)
+            | StartupError::MetricsBind(_, error) => Some(error),
+            StartupError::Tls(error) => Some(error),
+            StartupError::SigningKeys(error) => Some(error),
+            StartupError::RootNotDirectory(_) | StartupError::Cors(_) => None,
+        }
+    }
+}
 
 /// A bound, not yet running server.
 pub struct Server {

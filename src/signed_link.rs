@@ -527,7 +527,14 @@ impl fmt::Display for KeyFileError {
     }
 }
 
-impl std::error::Error for KeyFileError {}
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.problem {
+            KeyFileProblem::Read(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The key file in force for a running server, reloaded on SIGHUP.
 #[derive(Debug)]

@@ -119,7 +119,16 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Read(_, _, error) => Some(error),
+            Kind::Malformed(_, _, error) => Some(error),
+            Kind::Refused { error, .. } => Some(error),
+            Kind::Missing(..) | Kind::EncryptedKey(_) => None,
+        }
+    }
+}
 
 impl TlsError {
     fn pem(file: PemFile, path: &Path, error: pem::Error) -> TlsError {
