@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::client_limit::{ClientGuard, TOO_MANY_CONNECTIONS};
+use crate::client_limit::ClientGuard;
+use crate::error::TOO_MANY_CONNECTIONS;
 use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::zero_copy::ConnShared;

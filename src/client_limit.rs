@@ -7,7 +7,7 @@
 //! through an IPv6 socket (`::ffff:a.b.c.d`) counts as its IPv4 address.
 //!
 //! This module only counts; the accept loop answers a refused connection with
-//! [`TOO_MANY_CONNECTIONS`] and closes it, without taking a `--max-connections` slot.
+//! [`crate::error::TOO_MANY_CONNECTIONS`] and closes it, without taking a `--max-connections` slot.
 //! Not a rate limit: a client may open and close connections as fast as it likes, as long as it
 //! holds no more than the limit at once.
 
@@ -16,16 +16,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::signed_link::unmap;
-
-/// The whole response sent to a connection over the limit, before it is closed. `Retry-After`
-/// is short: a player's connections come and go with seeks.
-pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
-Retry-After: 2\r\n\
-Content-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 62\r\n\
-Connection: close\r\n\
-\r\n\
-429 Too Many Requests: too many connections from your address\n";
 
 /// Who counts as one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,13 +152,5 @@ mod tests {
         drop(guards);
         assert_eq!(limiter.open_for(ip("10.0.0.1")), 0);
         assert!(limiter.lock().is_empty());
-    }
-
-    #[test]
-    fn the_refusal_is_a_complete_response() {
-        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 429 "));
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }

@@ -23,6 +23,19 @@ use crate::signed_link::Refusal;
 /// close or read-all buffers to be released, short enough for a video player to retry.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
+/// The whole response written to a connection over its client's `--max-connections-per-ip`,
+/// before it is closed: written as bytes, because the connection never reaches hyper (see
+/// [`crate::admission`]), with the fields every other error carries. `Retry-After` is short: a
+/// player's connections come and go with seeks.
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
+Retry-After: 2\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+X-Content-Type-Options: nosniff\r\n\
+Content-Length: 62\r\n\
+Connection: close\r\n\
+\r\n\
+429 Too Many Requests: too many connections from your address\n";
+
 /// A request the server answers with something other than the resource's content.
 #[derive(Debug)]
 pub struct ServeError {
@@ -110,16 +123,6 @@ impl ServeError {
                 fields: Box::new(fields),
             },
         }
-    }
-
-    /// Whether this is a "no such resource" error.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self.kind, Kind::NotFound)
-    }
-
-    /// Whether the server is short of a resource right now (`503`): worth a retry later.
-    pub fn is_unavailable(&self) -> bool {
-        self.status() == StatusCode::SERVICE_UNAVAILABLE
     }
 
     /// The status code the client gets.
@@ -380,6 +383,16 @@ mod tests {
     fn method_not_allowed_names_allowed_methods() {
         let response = ServeError::method_not_allowed().into_response();
         assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+    }
+
+    #[test]
+    fn the_429_written_as_bytes_is_a_complete_response_with_the_safety_fields() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 "));
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(head.contains("X-Content-Type-Options: nosniff"));
+        assert!(head.contains("Retry-After: "));
     }
 
     #[test]

@@ -22,9 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -34,6 +32,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::body::ResponseBody;
+use crate::error::ServeError;
 use crate::stats::ServerStats;
 
 /// The path the metrics are served on (any other path is a 404).
@@ -285,39 +285,29 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     }
 }
 
-fn answer<B>(metrics: &Metrics, request: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, body, content_type) = match (request.method(), request.uri().path()) {
+/// The answer to one request on the metrics listener: the exposition at [`METRICS_PATH`], the
+/// server's own 404 and 405 (rendered by [`crate::error`], like every other error) elsewhere.
+fn answer<B>(metrics: &Metrics, request: &Request<B>) -> Response<ResponseBody> {
+    let mut response = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, METRICS_PATH) => {
             let accept = request
                 .headers()
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
             let (text, content_type) = metrics.render_for(accept);
-            (StatusCode::OK, text, content_type)
+            let mut response = Response::new(ResponseBody::bytes(text));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
         }
-        (&Method::GET | &Method::HEAD, _) => (
-            StatusCode::NOT_FOUND,
-            format!("404 Not Found: metrics are at {METRICS_PATH}\n"),
-            "text/plain; charset=utf-8",
-        ),
-        _ => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "405 Method Not Allowed\n".to_string(),
-            "text/plain; charset=utf-8",
-        ),
+        (&Method::GET | &Method::HEAD, _) => ServeError::not_found().into_response(),
+        _ => ServeError::method_not_allowed().into_response(),
     };
-    let head_only = request.method() == Method::HEAD;
-    let len = body.len();
-    let mut response = Response::new(Full::new(if head_only {
-        Bytes::new()
-    } else {
-        Bytes::from(body)
-    }));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A scrape is true of this moment only.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
