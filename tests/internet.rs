@@ -720,6 +720,18 @@ fn metrics_are_on_their_own_port_and_move_with_requests() {
         404
     );
     assert_eq!(fetch(&server.url("/movie/a.mp4"), &[]).status, 403);
+    let expired = query_for(
+        &[KEY_A],
+        &Grant {
+            expires: now() - 60,
+            scope: "/movie/".into(),
+            client: None,
+        },
+    );
+    assert_eq!(
+        fetch(&server.url(&format!("/movie/a.mp4?{expired}")), &[]).status,
+        410
+    );
     // A download cut short: read a little of a big file and hang up.
     {
         let mut stream = connect(server.addr);
@@ -736,13 +748,22 @@ fn metrics_are_on_their_own_port_and_move_with_requests() {
     let held: Vec<TcpStream> = (0..2)
         .map(|_| served_connection(server.addr, "127.0.0.1"))
         .collect();
+    let holding = scrape(&metrics);
+    assert_eq!(
+        sample(&holding, "reelserve_open_connections"),
+        2.0,
+        "{holding}"
+    );
     assert_eq!(fetch(&server.url("/robots.txt"), &[]).status, 429);
 
     // The metrics are not on the public port.
     drop(held);
+    // Access lines are counted as the writer writes them, within a second (buffered).
+    let lines = "reelserve_access_log_lines_total";
     let after = wait_until(&metrics, |text| {
         sample(text, "reelserve_responses_cut_short_total") >= 1.0
             && sample(text, "reelserve_open_connections") == 0.0
+            && sample(text, lines) - sample(&before, lines) >= 7.0
     });
     let public = fetch(&server.url("/metrics"), &[]);
     assert_ne!(public.status, 200);
@@ -758,12 +779,22 @@ fn metrics_are_on_their_own_port_and_move_with_requests() {
         1.0
     );
     assert_eq!(
+        moved("reelserve_refusals_total{status=\"410\",reason=\"expired\"}"),
+        1.0
+    );
+    assert_eq!(
         moved("reelserve_refusals_total{status=\"429\",reason=\"too_many_connections\"}"),
         1.0
     );
     assert!(moved("reelserve_file_bytes_total{path=\"sendfile\"}") >= 100_000.0);
     assert!(moved("reelserve_time_to_first_byte_seconds_count") >= 4.0);
-    assert!(after.contains("reelserve_access_log_lines_total"));
+    // Seven requests on the public port were logged above (the 429 is refused before any
+    // request); none was dropped.
+    assert_eq!(moved("reelserve_access_log_dropped_total"), 0.0);
+    // Anything else on the metrics port is the server's own 404, with its safety fields.
+    let elsewhere = fetch(&metrics.replace("/metrics", "/movie/a.mp4"), &[]);
+    assert_eq!(elsewhere.status, 404);
+    assert_eq!(elsewhere.header("x-content-type-options"), Some("nosniff"));
 
     if require("promtool") {
         let mut check = external::command("promtool");
@@ -777,6 +808,34 @@ fn metrics_are_on_their_own_port_and_move_with_requests() {
             "promtool check metrics: {}\n{}\n{after}",
             run.stderr,
             run.stdout_text()
+        );
+    }
+}
+
+/// Every way file bytes leave is counted under its own `path`: `writev` from a mapping
+/// (`--mode mmap`) and copies through user space (`--mode chunked`, `--mode read-all`);
+/// `sendfile` is counted in the test above.
+#[test]
+fn metrics_count_file_bytes_by_the_path_they_took() {
+    let (root, movie) = movie_root();
+    for (mode, path) in [
+        ("mmap", "writev_mapped"),
+        ("chunked", "copied"),
+        ("read-all", "copied"),
+    ] {
+        let server = TestServer::start(
+            root.path(),
+            &["--metrics-addr", "127.0.0.1:0", "--mode", mode],
+        );
+        let metrics = metrics_url(&server);
+        let got = fetch(&server.url("/movie/a.mp4"), &[]);
+        assert_eq!((got.status, got.body.len()), (200, movie.len()), "{mode}");
+        let series = format!("reelserve_file_bytes_total{{path=\"{path}\"}}");
+        let after = wait_until(&metrics, |text| sample(text, &series) >= movie.len() as f64);
+        assert_eq!(
+            sample(&after, "reelserve_file_bytes_total{path=\"sendfile\"}"),
+            0.0,
+            "{mode}: {after}"
         );
     }
 }
