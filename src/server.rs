@@ -54,7 +54,7 @@ const H2_RECEIVE_WINDOW: u32 = 1024 * 1024;
 /// Bytes of one stream's body that h2 may hold before hyper asks the body for more: one
 /// [`TLS_CHUNK_SIZE`] chunk. hyper asks for the next chunk as soon as some of the buffer has gone,
 /// so the next `pread` still overlaps the sending; a larger buffer only holds more memory per
-/// stream (two chunks put 64 connections over the 32 MiB peak-RSS budget).
+/// stream (with two chunks, 64 connections went over the README's peak-RSS target of 32 MiB).
 const H2_MAX_SEND_BUFFER: usize = TLS_CHUNK_SIZE;
 
 /// Streams a client may reset before the server has accepted them, at any one time, before the
@@ -604,8 +604,8 @@ fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::Tcp
 /// hyper's connection settings, made once: plain HTTP/1.1, and HTTP/1.1 and HTTP/2 over TLS.
 struct ProtocolBuilders {
     /// Plain connections are HTTP/1.1 only, so they use hyper's own HTTP/1 connection rather
-    /// than hyper-util's `auto` one, whose future has room for an HTTP/2 connection too (about
-    /// 1 KB more per connection, idle or not).
+    /// than hyper-util's `auto` one, whose future has room for an HTTP/2 connection too (memory
+    /// every connection would pay, idle or not).
     plain: hyper::server::conn::http1::Builder,
     http1: auto::Builder<WatchdogExecutor>,
     http2: auto::Builder<WatchdogExecutor>,
@@ -629,8 +629,8 @@ impl ProtocolBuilders {
                     .header_read_timeout(None)
                     // At most 100 header fields (beyond them, 431): hyper's default,
                     // deliberately not set. An explicit `max_headers` makes hyper fill a header
-                    // array of that length on every request (about 5% of a small request's
-                    // instructions); its default array is left uninitialised on the stack.
+                    // array of that length on every request (a visible share of a small
+                    // request's instructions); its default array is left uninitialised.
                     .max_buf_size(MAX_HEAD_BYTES.max(8192))
             };
         }
@@ -713,7 +713,7 @@ pin_project_lite::pin_project! {
     /// A connection served to its end, then `hold` (its `--max-connections` slot) let go; how
     /// it ended is only worth a debug line (clients vanish). hyper's connection future is
     /// polled in place: an `async fn` taking it would store it twice, once as the argument and
-    /// once as the future being awaited (about 3 KB more per connection).
+    /// once as the future being awaited (twice the memory, for the life of the connection).
     struct ServedConnection<F, H> {
         #[pin]
         connection: F,
