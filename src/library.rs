@@ -3,6 +3,10 @@
 //! `stat` per request, and a rescan ([`pages::scan_movies`]) only when the directory changed.
 //! With 10,000 movies every `/video` request (so every seek) used to read and `stat` them all.
 //!
+//! The JSON of `/_reelserve/movies` is made by the same scan, once per version of the
+//! directory, and every response shares it: a client that never reads holds a reference to
+//! the one copy (until the send timeout), not a copy of its own.
+//!
 //! What it does not see: adding, removing or renaming a movie changes the directory's mtime;
 //! rewriting one in place does not, so a movie that grows after it was listed keeps its old size
 //! in `/_reelserve/movies` until the next change of the directory. Requests for the movie itself
@@ -18,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use crate::pages::{self, Movie};
 
 /// How long after a directory change its mtime might still not reflect a further change.
@@ -28,6 +34,8 @@ pub const RACY_WINDOW: Duration = Duration::from_secs(2);
 pub struct MovieIndex {
     root: PathBuf,
     directory: PathBuf,
+    /// The server's `--mode`, named in the JSON.
+    mode: &'static str,
     /// Shared with the scan on the blocking pool, which stores its result even if the request
     /// that started it is gone by then.
     cached: Arc<Mutex<Option<Snapshot>>>,
@@ -41,7 +49,23 @@ struct Snapshot {
     stamp: DirectoryStamp,
     /// When the scan started (before the directory was read).
     scanned_at: SystemTime,
-    movies: Arc<[Movie]>,
+    list: MovieList,
+}
+
+/// One version of the movie list.
+#[derive(Debug, Clone)]
+pub struct MovieList {
+    /// The playable movies, sorted by name.
+    pub movies: Arc<[Movie]>,
+    /// Their `/_reelserve/movies` JSON ([`pages::movies_json`]).
+    pub json: Bytes,
+}
+
+impl MovieList {
+    fn of(movies: Arc<[Movie]>, mode: &str) -> MovieList {
+        let json = Bytes::from(pages::movies_json(&movies, mode));
+        MovieList { movies, json }
+    }
 }
 
 impl Snapshot {
@@ -97,52 +121,60 @@ fn identity(_metadata: &std::fs::Metadata) -> (u64, u64, (i64, i64)) {
 }
 
 impl MovieIndex {
-    /// The index of `<root>/movie/`; nothing is read until it is first asked.
-    pub fn new(root: &Path) -> MovieIndex {
+    /// The index of `<root>/movie/` for a server in `mode`; nothing is read until it is first
+    /// asked.
+    pub fn new(root: &Path, mode: &'static str) -> MovieIndex {
         MovieIndex {
             root: root.to_path_buf(),
             directory: root.join(pages::MOVIE_DIR),
+            mode,
             cached: Arc::new(Mutex::new(None)),
             scanning: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The playable movies, sorted by name (see [`pages::scan_movies`]). One `stat` of the
-    /// directory when it has not changed since the last scan; a scan on the blocking pool when
-    /// it has. No movie directory means no movies.
+    /// The playable movies, sorted by name (see [`pages::scan_movies`]).
     pub async fn movies(&self) -> io::Result<Arc<[Movie]>> {
+        Ok(self.list().await?.movies)
+    }
+
+    /// The movies and their JSON. One `stat` of the directory when it has not changed since
+    /// the last scan; a scan on the blocking pool when it has. No movie directory means no
+    /// movies.
+    pub async fn list(&self) -> io::Result<MovieList> {
         // A stat of one directory costs what the `openat2` of every request costs: it is served
         // from the dentry cache, on the async worker.
         let Ok(stamp) = DirectoryStamp::of(&self.directory) else {
             *lock(&self.cached) = None;
-            return Ok(Arc::from([]));
+            return Ok(MovieList::of(Arc::from([]), self.mode));
         };
-        if let Some(movies) = self.cached_for(&stamp) {
-            return Ok(movies);
+        if let Some(list) = self.cached_for(&stamp) {
+            return Ok(list);
         }
         let _scanning = self.scanning.lock().await;
         // Another request may have scanned while this one waited.
         let stamp = DirectoryStamp::of(&self.directory)?;
-        if let Some(movies) = self.cached_for(&stamp) {
-            return Ok(movies);
+        if let Some(list) = self.cached_for(&stamp) {
+            return Ok(list);
         }
         let root = self.root.clone();
         let cached = Arc::clone(&self.cached);
+        let mode = self.mode;
         tokio::task::spawn_blocking(move || {
             let scanned_at = SystemTime::now();
             // Metadata, subtitles and posters too, probed once per version of each file.
-            let movies: Arc<[Movie]> = pages::scan_movies(&root).into();
+            let list = MovieList::of(pages::scan_movies(&root).into(), mode);
             tracing::debug!(
-                movies = movies.len(),
+                movies = list.movies.len(),
                 root = %root.display(),
                 "movie index rescanned"
             );
             *lock(&cached) = Some(Snapshot {
                 stamp,
                 scanned_at,
-                movies: Arc::clone(&movies),
+                list: list.clone(),
             });
-            movies
+            list
         })
         .await
         .map_err(io::Error::other)
@@ -175,11 +207,11 @@ impl MovieIndex {
         Ok(pages::default_movie(&movies).map(|m| Path::new(pages::MOVIE_DIR).join(&m.name)))
     }
 
-    fn cached_for(&self, stamp: &DirectoryStamp) -> Option<Arc<[Movie]>> {
+    fn cached_for(&self, stamp: &DirectoryStamp) -> Option<MovieList> {
         lock(&self.cached)
             .as_ref()
             .filter(|snapshot| snapshot.is_valid_for(stamp))
-            .map(|snapshot| Arc::clone(&snapshot.movies))
+            .map(|snapshot| snapshot.list.clone())
     }
 }
 
@@ -218,15 +250,21 @@ mod tests {
         std::fs::write(movies.join("a.mp4"), b"a").unwrap();
         let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
         set_mtime(&movies, an_hour_ago);
-        let index = MovieIndex::new(root.path());
+        let index = MovieIndex::new(root.path(), "sendfile");
         let rt = runtime();
         let first = rt.block_on(index.movies()).unwrap();
         assert_eq!(names(&first), ["a.mp4"]);
-        let second = rt.block_on(index.movies()).unwrap();
+        let second = rt.block_on(index.list()).unwrap();
         assert!(
-            Arc::ptr_eq(&first, &second),
+            Arc::ptr_eq(&first, &second.movies),
             "rescanned an unchanged directory"
         );
+        // The JSON is the scan's, shared: the same bytes, not a copy per request.
+        let third = rt.block_on(index.list()).unwrap();
+        assert_eq!(second.json.as_ptr(), third.json.as_ptr());
+        assert!(std::str::from_utf8(&third.json)
+            .unwrap()
+            .contains("\"a.mp4\""));
         // A movie added, then the mtime put back as `rsync -a` does: the change time tells.
         // (Apart by more than a timestamp tick from the stamp the scan saw.)
         std::thread::sleep(Duration::from_millis(50));
@@ -248,7 +286,7 @@ mod tests {
         let movies = root.path().join("movie");
         std::fs::create_dir(&movies).unwrap();
         std::fs::write(movies.join("a.mp4"), b"a").unwrap();
-        let index = MovieIndex::new(root.path());
+        let index = MovieIndex::new(root.path(), "sendfile");
         let rt = runtime();
         let first = rt.block_on(index.movies()).unwrap();
         // Within the racy window a change in the same tick could hide: scan again.
@@ -260,7 +298,7 @@ mod tests {
     #[test]
     fn missing_movie_directory_means_no_movies() {
         let root = tempfile::tempdir().unwrap();
-        let index = MovieIndex::new(root.path());
+        let index = MovieIndex::new(root.path(), "sendfile");
         let rt = runtime();
         assert!(rt.block_on(index.movies()).unwrap().is_empty());
         assert_eq!(rt.block_on(index.default_movie_path()).unwrap(), None);

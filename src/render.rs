@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::Response;
 
@@ -91,7 +92,7 @@ pub async fn render(
 /// A response for content made on the fly (API JSON, listings): no validators, no ranges.
 pub fn render_generated(
     method: MethodKind,
-    content: String,
+    content: Bytes,
     content_type: &'static str,
     policy: Option<&'static str>,
 ) -> Response<ResponseBody> {

@@ -2,7 +2,8 @@
 //!
 //! | path | resource |
 //! |---|---|
-//! | `/_reelserve/movies`, `/_reelserve/stats` | JSON made on the fly ([`crate::pages`], [`crate::stats`]) |
+//! | `/_reelserve/movies` | JSON made once per version of `movie/` ([`crate::library`]) |
+//! | `/_reelserve/stats` | JSON made on the fly ([`crate::stats`]) |
 //! | `/video` | the default movie, as the tutorial's Express route served it |
 //! | `/` | the root's `index.html`, else `html/movie_player.html`, else the built-in player |
 //! | a directory | `301` to its slash form; then its `index.html`, else a listing |
@@ -13,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::HeaderValue;
 
 use crate::error::ServeError;
@@ -33,7 +35,7 @@ pub enum Resource {
     /// Content made on the fly (API JSON, listings): no validators, no ranges, never cached.
     Generated {
         /// The bytes.
-        content: String,
+        content: Bytes,
         /// Their media type.
         content_type: &'static str,
         /// `Content-Security-Policy` for pages (listings).
@@ -144,7 +146,7 @@ async fn directory_resource(
     .await?
     .map_err(std::io::Error::from)?;
     Ok(Resource::Generated {
-        content: html,
+        content: html.into(),
         content_type: "text/html; charset=utf-8",
         policy: Some(pages::listing_csp()),
     })
@@ -153,11 +155,9 @@ async fn directory_resource(
 /// `/_reelserve/…`: the movie list the player reads, and the counters.
 async fn api(state: &ServerState, endpoint: &str) -> Result<Resource, ServeError> {
     let content = match endpoint {
-        "movies" => {
-            let movies = state.movies.movies().await?;
-            pages::movies_json(&movies, state.mode.name())
-        }
-        "stats" if !state.config.no_stats => state.stats.to_json(state.mode.name()),
+        // Made by the scan, shared by every response.
+        "movies" => state.movies.list().await?.json,
+        "stats" if !state.config.no_stats => state.stats.to_json(state.mode.name()).into(),
         _ => return Err(ServeError::not_found()),
     };
     Ok(Resource::Generated {

@@ -241,7 +241,7 @@ impl Server {
                     config.chunk_size as usize,
                 )),
                 mode,
-                movies: MovieIndex::new(&root),
+                movies: MovieIndex::new(&root, mode.name()),
                 root,
                 root_dir,
                 stats,
