@@ -190,7 +190,8 @@ pub struct Config {
 
     /// Signing keys for signed, expiring links: one secret per line, at least 32 bytes, hex or
     /// base64; the first line signs, every line verifies. With it, every request needs a link
-    /// made by `reelserve sign` (except /favicon.ico and /robots.txt). Read again on SIGHUP.
+    /// made by `reelserve sign` (except /favicon.ico, /robots.txt and the player's script and
+    /// style, /html/movie_player.js and .css). Read again on SIGHUP.
     #[arg(long, env = "REELSERVE_SIGNING_KEY_FILE", value_name = "FILE")]
     pub signing_key_file: Option<PathBuf>,
 
