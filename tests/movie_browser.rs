@@ -19,12 +19,12 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Runs movie_details.mjs against `server` and returns its report.
-fn movie_details(server: &TestServer) -> Value {
+/// Runs movie_details.mjs on the player page at `url` (of `server`) and returns its report.
+fn movie_details(server: &TestServer, url: &str) -> Value {
     let mut node = external::command("node");
     node.current_dir(external::repo())
         .arg("tests/browser/movie_details.mjs")
-        .arg(server.url("/"));
+        .arg(url);
     let run = external::run(node, Duration::from_secs(60));
     let report = run.stdout_text();
     assert!(
@@ -36,11 +36,9 @@ fn movie_details(server: &TestServer) -> Value {
     serde_json::from_str(&report).expect("report JSON")
 }
 
-#[test]
-fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start_is_warned() {
-    if !external::browser_available() || !require("ffmpeg") {
-        return;
-    }
+/// A root with `movie/film.mp4` (3 s, not faststart), its English subtitles
+/// `movie/film.en.vtt` and its poster `movie/film.jpg`.
+fn film_with_subtitles_and_poster() -> TestRoot {
     let root = TestRoot::new();
     let movie = root.path().join("movie/film.mp4");
     std::fs::create_dir_all(movie.parent().unwrap()).unwrap();
@@ -69,9 +67,17 @@ fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start
         .args(["-i", "testsrc=size=320x240", "-frames:v", "1"])
         .arg(root.path().join("movie/film.jpg"));
     external::run(poster, Duration::from_secs(30)).expect_success("ffmpeg poster");
+    root
+}
 
+#[test]
+fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start_is_warned() {
+    if !external::browser_available() || !require("ffmpeg") {
+        return;
+    }
+    let root = film_with_subtitles_and_poster();
     let server = TestServer::start(root.path(), &[]);
-    let report = movie_details(&server);
+    let report = movie_details(&server, &server.url("/"));
     let track = &report["tracks"][0];
     assert_eq!(track["kind"], "subtitles", "{report}");
     assert_eq!(track["language"], "en", "{report}");
@@ -95,6 +101,65 @@ fn subtitles_beside_a_movie_show_up_as_a_text_track_with_cues_and_the_slow_start
         log.contains("path=/movie/film.en.vtt") && log.contains("status=200"),
         "{log}"
     );
+}
+
+/// The player opened through a signed `/` passes its token on to everything the page loads
+/// for a movie: the subtitles track and the poster are fetched with it (200), never refused.
+#[test]
+fn through_a_signed_root_the_subtitles_and_the_poster_carry_the_token() {
+    if !external::browser_available() || !require("ffmpeg") {
+        return;
+    }
+    let root = film_with_subtitles_and_poster();
+    let keys = root.path().join("keys");
+    std::fs::write(
+        &keys,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let keys = keys.to_str().unwrap();
+    let server = TestServer::start(root.path(), &["--signing-key-file", keys]);
+    let mut sign = external::command(env!("CARGO_BIN_EXE_reelserve"));
+    sign.args([
+        "sign",
+        "/",
+        "--base-url",
+        &server.url(""),
+        "--signing-key-file",
+        keys,
+    ]);
+    let signed = external::run(sign, Duration::from_secs(10)).expect_success("reelserve sign");
+    let link = signed
+        .stdout_text()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(link.contains("sig="), "{link}");
+
+    let report = movie_details(&server, &link);
+    // The cues arrived, so the track was fetched; the poster names its token too.
+    assert_eq!(
+        report["tracks"][0]["cues"],
+        serde_json::json!(["Hello from reelserve", "Bye"]),
+        "{report}"
+    );
+    let poster = report["poster"].as_str().unwrap_or_default();
+    assert!(
+        poster.starts_with("/movie/film.jpg?") && poster.contains("sig="),
+        "{report}"
+    );
+    let log = server.wait_log(|log| {
+        log.contains("path=/movie/film.en.vtt") && log.contains("path=/movie/film.jpg")
+    });
+    for path in ["/movie/film.en.vtt", "/movie/film.jpg"] {
+        let line = log
+            .lines()
+            .find(|line| line.contains(&format!("path={path} ")))
+            .unwrap_or_else(|| panic!("no access line for {path}:\n{log}"));
+        assert!(line.contains("status=200"), "{line}");
+    }
+    assert!(!log.contains("signed link refused"), "{log}");
 }
 
 /// A 3-minute movie of about 3 Mbit/s (a 4 s noisy clip looped with stream copy), made once
