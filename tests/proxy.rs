@@ -33,11 +33,20 @@ fn nginx_binary() -> Option<PathBuf> {
     None
 }
 
+/// Whether `nginx` was built with the slice module the documented configuration uses. Debian's
+/// nginx (scripts/install-test-deps.sh) has it, so in CI an nginx without it is a failure.
 fn has_slice_module(nginx: &Path) -> bool {
     let mut command = external::command(nginx);
     command.arg("-V");
     let version = external::run(command, Duration::from_secs(10));
-    version.stderr.contains("with-http_slice_module")
+    let has = version.stderr.contains("with-http_slice_module");
+    if !has && std::env::var_os("CI").is_some() {
+        panic!(
+            "{} has no slice module; CI installs Debian's nginx, which has",
+            nginx.display()
+        );
+    }
+    has
 }
 
 /// The ```nginx block of docs/deployment.md.
