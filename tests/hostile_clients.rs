@@ -273,6 +273,10 @@ fn http2_streams_reset_while_the_handler_waits_do_not_keep_the_connection_open()
         }
         closed
     });
+    eprintln!(
+        "streams reset while the handler waits: {closed}/{connections} connections closed by \
+         the 2 s idle timeout within 8 s"
+    );
     assert_eq!(
         closed, connections,
         "connections with reset streams were not closed by the idle timeout"
@@ -514,6 +518,7 @@ fn a_file_over_the_cap_is_never_kept_mapped_whole() {
         })
         .max()
         .unwrap_or(0);
+    eprintln!("kept-mapping cap: {largest} bytes of a 2 GiB file mapped after a 1 KiB range");
     assert!(
         largest < 64 * MIB as u64,
         "{largest} bytes of a 2 GiB file stay mapped after a 1 KiB range"
