@@ -137,10 +137,10 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
 
-    /// Run one single-threaded event loop per worker, each with its own SO_REUSEPORT listener
-    /// (nginx-style; --max-connections is shared by all), instead of one work-stealing pool.
-    /// Fewer cross-thread wake-ups for many small requests; with few connections the kernel's
-    /// hash can put them all on one loop (see the README's results).
+    /// Run one single-threaded event loop per worker (nginx-style), each connection on the loop
+    /// serving the fewest, instead of one work-stealing pool: no cross-thread wake-ups, but a
+    /// busy loop cannot hand work to an idle one (see the README's results).
+    /// --max-connections is shared by all loops.
     #[arg(long, env = "REELSERVE_PER_CORE")]
     pub per_core: bool,
 

@@ -9,6 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{Admission, Admitted};
+use crate::admission::{Admission, Admitted, ConnectionSlot};
 use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
 use crate::client_limit::ClientLimiter;
 use crate::config::{Config, Mode};
@@ -140,8 +141,7 @@ impl std::error::Error for StartupError {
 
 /// A bound, not yet running server.
 pub struct Server {
-    /// One listening socket per event loop (SO_REUSEPORT spreads connections over them).
-    listeners: Vec<std::net::TcpListener>,
+    listener: std::net::TcpListener,
     state: Arc<ServerState>,
     tls: Option<TlsAcceptor>,
     scheduler: Scheduler,
@@ -154,18 +154,18 @@ enum Scheduler {
     /// One tokio multi-thread runtime and one listener (the default): idle threads steal ready
     /// tasks, so a few busy connections still use every core.
     WorkStealing(usize),
-    /// `--per-core`: one single-threaded event loop per thread, each with its own listener, as
-    /// nginx runs one worker per core: a connection lives on one thread, with no cross-thread
-    /// wake-ups. SO_REUSEPORT hashes connections onto the loops, so a few big downloads can
-    /// land unevenly and a loop cannot hand work to an idle one (results/RESULTS.md measures
-    /// both schedulers).
+    /// `--per-core`: one single-threaded event loop per thread, as nginx runs one worker per
+    /// core: a connection lives on one thread, with no cross-thread wake-ups. The first loop
+    /// accepts and hands each connection to the loop serving the fewest (the actix and ntex
+    /// model), so four downloads on two loops are two and two, which a kernel hash
+    /// (SO_REUSEPORT) does not promise; a loop still cannot hand work to an idle one later.
     PerCore(usize),
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("listeners", &self.listeners)
+            .field("listener", &self.listener)
             .field("state", &self.state)
             .field("tls", &self.tls.is_some())
             .field("scheduler", &self.scheduler)
@@ -203,12 +203,8 @@ impl Server {
         } else {
             Scheduler::WorkStealing(threads)
         };
-        let listener_count = match scheduler {
-            Scheduler::PerCore(n) => n,
-            Scheduler::WorkStealing(_) => 1,
-        };
-        let listeners = bind_listeners(config.addr, listener_count)
-            .map_err(|e| StartupError::Bind(config.addr, e))?;
+        let listener =
+            bind_listener(config.addr).map_err(|e| StartupError::Bind(config.addr, e))?;
         let signing = load_signing_keys(&config)?;
         let cors = CorsPolicy::new(&config.cors_origins).map_err(StartupError::Cors)?;
         let metrics_listener = bind_metrics(&config)?;
@@ -224,7 +220,7 @@ impl Server {
         );
         let stats = Arc::new(ServerStats::default());
         Ok(Server {
-            listeners,
+            listener,
             scheduler,
             metrics_listener,
             state: Arc::new(ServerState {
@@ -265,10 +261,7 @@ impl Server {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self.listeners.first() {
-            Some(listener) => listener.local_addr(),
-            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
-        }
+        self.listener.local_addr()
     }
 
     /// The served root, canonical.
@@ -290,7 +283,7 @@ impl Server {
     /// A runtime or thread that cannot be started.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let Server {
-            listeners,
+            listener,
             state,
             tls,
             scheduler,
@@ -306,7 +299,34 @@ impl Server {
         } else {
             Transport::Plain
         };
+        // --per-core: the loops' runtimes are made here, so that the accepting loop can hand
+        // connections to every loop; each runs on a thread of its own below.
+        let runtimes = match scheduler {
+            Scheduler::PerCore(threads) => (0..threads)
+                .map(|_| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                })
+                .collect::<io::Result<Vec<_>>>()?,
+            Scheduler::WorkStealing(_) => Vec::new(),
+        };
+        let loops = if runtimes.is_empty() {
+            Loops::Pool
+        } else {
+            Loops::PerCore {
+                loops: runtimes
+                    .iter()
+                    .map(|runtime| EventLoop {
+                        handle: runtime.handle().clone(),
+                        open: Arc::default(),
+                    })
+                    .collect(),
+                next: AtomicUsize::new(0),
+            }
+        };
         let context = Arc::new(LoopContext {
+            loops,
             timeouts: Timeouts {
                 header: config.header_timeout,
                 idle: config.idle_timeout,
@@ -342,25 +362,42 @@ impl Server {
         spawn_control_tasks(&control, &state, metrics_listener);
         match scheduler {
             Scheduler::PerCore(_) => {
-                let mut loops = Vec::with_capacity(listeners.len());
-                for (index, listener) in listeners.into_iter().enumerate() {
-                    let (context, stopped) = (Arc::clone(&context), stopped.clone());
+                // The first loop accepts (and serves); the others serve until it is done.
+                let (finished, finishing) = tokio::sync::watch::channel(false);
+                let mut accepting = Some((listener, finished));
+                let mut threads = Vec::with_capacity(runtimes.len());
+                for (index, runtime) in runtimes.into_iter().enumerate() {
+                    let work: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> =
+                        match accepting.take() {
+                            Some((listener, finished)) => {
+                                let (context, stopped) = (Arc::clone(&context), stopped.clone());
+                                Box::pin(async move {
+                                    let result =
+                                        accept_loop(listener, context, stop_signal(stopped)).await;
+                                    let _ = finished.send(true);
+                                    result
+                                })
+                            }
+                            None => {
+                                let mut finishing = finishing.clone();
+                                Box::pin(async move {
+                                    // Also over if the accepting loop is gone (a panic).
+                                    let _ = finishing.wait_for(|done| *done).await;
+                                    Ok(())
+                                })
+                            }
+                        };
                     let thread = std::thread::Builder::new()
                         .name(format!("reelserve-loop-{index}"))
-                        .spawn(move || -> io::Result<()> {
-                            let runtime = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()?;
-                            runtime.block_on(accept_loop(listener, context, stop_signal(stopped)))
-                        })?;
-                    loops.push(thread);
+                        .spawn(move || runtime.block_on(work))?;
+                    threads.push(thread);
                 }
                 control.block_on(async move {
                     shutdown.await;
                     let _ = stop.send(true);
                     // Join off the control runtime: a second signal must still be heard.
                     let joined = tokio::task::spawn_blocking(move || {
-                        loops.into_iter().try_for_each(|thread| {
+                        threads.into_iter().try_for_each(|thread| {
                             thread
                                 .join()
                                 .map_err(|_| io::Error::other("an event loop panicked"))?
@@ -375,9 +412,6 @@ impl Server {
                     .worker_threads(threads)
                     .enable_all()
                     .build()?;
-                let Some(listener) = listeners.into_iter().next() else {
-                    return Ok(());
-                };
                 let serving = runtime.spawn(accept_loop(listener, context, stop_signal(stopped)));
                 control.block_on(async move {
                     shutdown.await;
@@ -444,6 +478,8 @@ fn spawn_control_tasks(
 
 /// What every event loop shares.
 struct LoopContext {
+    /// Where accepted connections are served.
+    loops: Loops,
     state: Arc<ServerState>,
     tls: Option<Arc<TlsServing>>,
     builders: Arc<ProtocolBuilders>,
@@ -454,6 +490,51 @@ struct LoopContext {
     connection_slots: Arc<Semaphore>,
     /// Every loop's connections, for closing idle ones when the slots run out.
     connections: Arc<std::sync::Mutex<crate::admission::ConnectionTable>>,
+}
+
+/// The event loops connections are served on.
+enum Loops {
+    /// The work-stealing pool: a connection's task is spawned where it was accepted, and any
+    /// worker may run it.
+    Pool,
+    /// `--per-core`: each connection goes to the loop serving the fewest, and stays there.
+    PerCore {
+        loops: Vec<EventLoop>,
+        /// Where the search for the least busy loop starts, moved on each time: ties (all
+        /// loops idle at start) go round the loops instead of all to the first.
+        next: AtomicUsize,
+    },
+}
+
+/// One `--per-core` loop, as the accepting loop sees it.
+struct EventLoop {
+    handle: tokio::runtime::Handle,
+    /// Connections it serves now.
+    open: Arc<AtomicUsize>,
+}
+
+/// A connection's place in its loop's count, given back when its task ends.
+struct LoopShare(Arc<AtomicUsize>);
+
+impl Drop for LoopShare {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Loops {
+    /// The loop the next connection goes to, and its place there; `None` on the pool.
+    fn place(&self) -> Option<(&tokio::runtime::Handle, LoopShare)> {
+        let Loops::PerCore { loops, next } = self else {
+            return None;
+        };
+        let start = next.fetch_add(1, Ordering::Relaxed);
+        let chosen = (0..loops.len())
+            .map(|i| &loops[(start + i) % loops.len()])
+            .min_by_key(|candidate| candidate.open.load(Ordering::Relaxed))?;
+        chosen.open.fetch_add(1, Ordering::Relaxed);
+        Some((&chosen.handle, LoopShare(Arc::clone(&chosen.open))))
+    }
 }
 
 /// Resolves when the control thread says stop (or is gone).
@@ -502,48 +583,13 @@ async fn accept_loop(
             Admitted::Refused => continue,
             Admitted::Stopping => break,
         };
-        // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-        let io = ZeroCopyStream::new(
+        serve_admitted(
+            &context,
             tcp,
-            Arc::clone(&shared),
-            Arc::clone(&state.stats),
-            context.timeouts,
-            context.strategy,
+            (slot, shared, peer),
+            &plain_stopping,
+            &graceful,
         );
-        let service = ConnService::new(
-            Arc::clone(state),
-            Arc::clone(&shared),
-            context.strategy,
-            peer,
-        );
-        match &context.tls {
-            None => {
-                let mut stopping = plain_stopping.clone();
-                // The stop future lets go of its receiver once it has fired; this one is held
-                // until the connection ends, which is what the shutdown waits for.
-                let still_open = plain_stopping.clone();
-                tokio::spawn(PlainConnection::new(
-                    io,
-                    &context.builders.plain,
-                    service,
-                    peer,
-                    async move {
-                        let _ = stopping.changed().await;
-                    },
-                    (slot, still_open),
-                ));
-            }
-            Some(tls) => {
-                let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    tls.serve(io, service, shared, watcher, peer).await;
-                });
-            }
-        }
     }
 
     drop(listener);
@@ -563,6 +609,96 @@ async fn accept_loop(
     Ok(())
 }
 
+/// Serves an admitted connection in a task of its own: where it was accepted on the pool, on
+/// the least busy loop with `--per-core`. `plain_stopping` and `graceful` are how the accepting
+/// loop's shutdown reaches it.
+fn serve_admitted(
+    context: &Arc<LoopContext>,
+    tcp: tokio::net::TcpStream,
+    (slot, shared, peer): (ConnectionSlot, Arc<ConnShared>, SocketAddr),
+    plain_stopping: &tokio::sync::watch::Receiver<()>,
+    graceful: &GracefulShutdown,
+) {
+    let state = &context.state;
+    let placement = context.loops.place();
+    // On another loop, the connection is made inside that loop's runtime: its socket and its
+    // timers register with that loop's reactor and clock, and its task runs only there.
+    let (tcp, place) = match placement {
+        None => (tcp, None),
+        Some((handle, share)) => {
+            let _entered = handle.enter();
+            match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
+                Ok(tcp) => (tcp, Some((handle, share))),
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "connection lost on its way to its loop");
+                    return;
+                }
+            }
+        }
+    };
+    let _entered = place.as_ref().map(|(handle, _)| handle.enter());
+    // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY not set");
+    }
+    let io = ZeroCopyStream::new(
+        tcp,
+        Arc::clone(&shared),
+        Arc::clone(&state.stats),
+        context.timeouts,
+        context.strategy,
+    );
+    let service = ConnService::new(
+        Arc::clone(state),
+        Arc::clone(&shared),
+        context.strategy,
+        peer,
+    );
+    let (handle, share) = match place {
+        Some((handle, share)) => (Some(handle), Some(share)),
+        None => (None, None),
+    };
+    match &context.tls {
+        None => {
+            let mut stopping = plain_stopping.clone();
+            // The stop future lets go of its receiver once it has fired; this one is held until
+            // the connection ends, which is what the shutdown waits for.
+            let still_open = plain_stopping.clone();
+            spawn_on(
+                handle,
+                PlainConnection::new(
+                    io,
+                    &context.builders.plain,
+                    service,
+                    peer,
+                    async move {
+                        let _ = stopping.changed().await;
+                    },
+                    (slot, still_open, share),
+                ),
+            );
+        }
+        Some(tls) => {
+            let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
+            spawn_on(handle, async move {
+                let _held = (slot, share);
+                tls.serve(io, service, shared, watcher, peer).await;
+            });
+        }
+    }
+}
+
+/// Spawns `task` on `handle`'s runtime, or on the current one.
+fn spawn_on<F>(handle: Option<&tokio::runtime::Handle>, task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match handle {
+        Some(handle) => drop(handle.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
+}
+
 /// Lists the root's first entry: a root the server may not read would otherwise start fine and
 /// then answer every request with 403.
 fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
@@ -572,30 +708,12 @@ fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Binds `count` listening sockets to one address: with more than one, SO_REUSEPORT lets the
-/// kernel spread new connections over them (the first socket picks the port for `:0`).
-fn bind_listeners(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
-    if count <= 1 {
-        return Ok(vec![bind_listener(addr, false)?]);
-    }
-    // SO_REUSEPORT would also let a second reelserve (same user) share the port without a
-    // word. A plain bind first fails with EADDRINUSE if anything listens there, and picks the
-    // port for `:0`; it is closed again before the shared sockets bind.
-    let bound = bind_listener(addr, false)?.local_addr()?;
-    (0..count).map(|_| bind_listener(bound, true)).collect()
-}
-
-fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+/// Binds the listening socket.
+fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // As std and tokio do: a restarted server can bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
-    #[cfg(unix)]
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    #[cfg(not(unix))]
-    let _ = reuse_port;
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())

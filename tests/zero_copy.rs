@@ -377,8 +377,9 @@ fn a_fast_download_does_not_starve_other_clients_on_one_worker() {
     );
 }
 
-/// The alternative scheduler (`--per-core`: one event loop and SO_REUSEPORT listener per
-/// thread) serves the same bytes and shuts down the same way as the default work-stealing pool.
+/// The alternative scheduler (`--per-core`: one event loop per thread, each connection handed
+/// to the least busy) serves the same bytes and shuts down the same way as the default
+/// work-stealing pool.
 #[test]
 fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
     let (root, content) = root_with_movie();
@@ -388,7 +389,7 @@ fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
         &[][..],
     ] {
         let mut server = TestServer::start(root.path(), args);
-        // SO_REUSEPORT must not let a second server share the port silently.
+        // A second server must not share the port silently.
         let second = std::process::Command::new(env!("CARGO_BIN_EXE_reelserve"))
             .arg("--root")
             .arg(root.path())
@@ -411,6 +412,62 @@ fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
             "{args:?}"
         );
     }
+}
+
+/// `--per-core` hands each new connection to the loop serving the fewest: two downloads that
+/// start together are served by both loops, whatever the kernel would have hashed (with one
+/// listener per loop, both landed on the same loop half the time). Each loop thread's CPU time
+/// shows that it did a download's work.
+#[test]
+fn per_core_hands_each_connection_to_the_least_busy_loop() {
+    let root = TestRoot::new();
+    let content = pattern(64 << 20, 5);
+    root.file("big.bin", &content);
+    let server = TestServer::start(
+        root.path(),
+        &["--per-core", "--workers", "2", "--mode", "chunked"],
+    );
+    let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
+    // Both connections are with the server before either download starts.
+    std::thread::sleep(Duration::from_millis(200));
+    for client in &mut clients {
+        client
+            .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    }
+    for client in &mut clients {
+        let mut response = Vec::new();
+        client.read_to_end(&mut response).unwrap();
+        assert!(response.ends_with(&content[content.len() - 4096..]));
+    }
+    let ticks = loop_cpu_ticks(server.pid());
+    assert_eq!(ticks.len(), 2, "{ticks:?}");
+    assert!(
+        ticks.iter().all(|(_, ticks)| *ticks >= 3),
+        "a loop did no download's work (CPU ticks per loop thread): {ticks:?}"
+    );
+}
+
+/// CPU time (user + system, in clock ticks) of each `reelserve-loop-N` thread of `pid`.
+fn loop_cpu_ticks(pid: u32) -> Vec<(String, u64)> {
+    let mut loops = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        if !name.starts_with("reelserve-loop") {
+            continue;
+        }
+        // After the name: state, ppid, ... utime is field 14 and stime field 15 of the line.
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let utime: u64 = fields[11].parse().unwrap();
+        let stime: u64 = fields[12].parse().unwrap();
+        loops.push((name.to_string(), utime + stime));
+    }
+    loops.sort();
+    loops
 }
 
 /// A head with a small body (a page, a poster, subtitles) leaves in one `writev` from the
