@@ -299,32 +299,7 @@ impl Server {
         } else {
             Transport::Plain
         };
-        // --per-core: the loops' runtimes are made here, so that the accepting loop can hand
-        // connections to every loop; each runs on a thread of its own below.
-        let runtimes = match scheduler {
-            Scheduler::PerCore(threads) => (0..threads)
-                .map(|_| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                })
-                .collect::<io::Result<Vec<_>>>()?,
-            Scheduler::WorkStealing(_) => Vec::new(),
-        };
-        let loops = if runtimes.is_empty() {
-            Loops::Pool
-        } else {
-            Loops::PerCore {
-                loops: runtimes
-                    .iter()
-                    .map(|runtime| EventLoop {
-                        handle: runtime.handle().clone(),
-                        open: Arc::default(),
-                    })
-                    .collect(),
-                next: AtomicUsize::new(0),
-            }
-        };
+        let (loops, runtimes) = Loops::start(scheduler)?;
         let context = Arc::new(LoopContext {
             loops,
             timeouts: Timeouts {
@@ -362,36 +337,7 @@ impl Server {
         spawn_control_tasks(&control, &state, metrics_listener);
         match scheduler {
             Scheduler::PerCore(_) => {
-                // The first loop accepts (and serves); the others serve until it is done.
-                let (finished, finishing) = tokio::sync::watch::channel(false);
-                let mut accepting = Some((listener, finished));
-                let mut threads = Vec::with_capacity(runtimes.len());
-                for (index, runtime) in runtimes.into_iter().enumerate() {
-                    let work: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> =
-                        match accepting.take() {
-                            Some((listener, finished)) => {
-                                let (context, stopped) = (Arc::clone(&context), stopped.clone());
-                                Box::pin(async move {
-                                    let result =
-                                        accept_loop(listener, context, stop_signal(stopped)).await;
-                                    let _ = finished.send(true);
-                                    result
-                                })
-                            }
-                            None => {
-                                let mut finishing = finishing.clone();
-                                Box::pin(async move {
-                                    // Also over if the accepting loop is gone (a panic).
-                                    let _ = finishing.wait_for(|done| *done).await;
-                                    Ok(())
-                                })
-                            }
-                        };
-                    let thread = std::thread::Builder::new()
-                        .name(format!("reelserve-loop-{index}"))
-                        .spawn(move || runtime.block_on(work))?;
-                    threads.push(thread);
-                }
+                let threads = start_loop_threads(runtimes, listener, context, stopped)?;
                 control.block_on(async move {
                     shutdown.await;
                     let _ = stop.send(true);
@@ -421,6 +367,44 @@ impl Server {
             }
         }
     }
+}
+
+/// Runs each `--per-core` loop on a thread of its own: the first accepts (and serves) until
+/// `stopped`; the others serve until it is done.
+fn start_loop_threads(
+    runtimes: Vec<tokio::runtime::Runtime>,
+    listener: std::net::TcpListener,
+    context: Arc<LoopContext>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<Vec<std::thread::JoinHandle<io::Result<()>>>> {
+    let (finished, finishing) = tokio::sync::watch::channel(false);
+    let mut accepting = Some((listener, finished));
+    let mut threads = Vec::with_capacity(runtimes.len());
+    for (index, runtime) in runtimes.into_iter().enumerate() {
+        let work: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = match accepting.take() {
+            Some((listener, finished)) => {
+                let (context, stopped) = (Arc::clone(&context), stopped.clone());
+                Box::pin(async move {
+                    let result = accept_loop(listener, context, stop_signal(stopped)).await;
+                    let _ = finished.send(true);
+                    result
+                })
+            }
+            None => {
+                let mut finishing = finishing.clone();
+                Box::pin(async move {
+                    // Also over if the accepting loop is gone (a panic).
+                    let _ = finishing.wait_for(|done| *done).await;
+                    Ok(())
+                })
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("reelserve-loop-{index}"))
+            .spawn(move || runtime.block_on(work))?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
 /// The signing keys of `--signing-key-file`, if given.
@@ -523,6 +507,35 @@ impl Drop for LoopShare {
 }
 
 impl Loops {
+    /// The loops of `scheduler`, and for `--per-core` their runtimes (made here, so that the
+    /// accepting loop can hand connections to every loop before each runs on its thread).
+    fn start(scheduler: Scheduler) -> io::Result<(Loops, Vec<tokio::runtime::Runtime>)> {
+        let Scheduler::PerCore(threads) = scheduler else {
+            return Ok((Loops::Pool, Vec::new()));
+        };
+        let runtimes = (0..threads)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let loops = runtimes
+            .iter()
+            .map(|runtime| EventLoop {
+                handle: runtime.handle().clone(),
+                open: Arc::default(),
+            })
+            .collect();
+        Ok((
+            Loops::PerCore {
+                loops,
+                next: AtomicUsize::new(0),
+            },
+            runtimes,
+        ))
+    }
+
     /// The loop the next connection goes to, and its place there; `None` on the pool.
     fn place(&self) -> Option<(&tokio::runtime::Handle, LoopShare)> {
         let Loops::PerCore { loops, next } = self else {
