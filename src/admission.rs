@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -20,13 +20,14 @@ use crate::state::ServerState;
 use crate::stats::ServerStats;
 use crate::zero_copy::ConnShared;
 
-/// One event loop's admission: the slots and the connection table (both shared by every loop)
-/// and the loop's own 429 answers in flight.
+/// The server's admission, run by its one accept loop: the slots, the table of connections
+/// (on every event loop, so room is made wherever an idle connection is) and the 429 answers
+/// in flight.
 pub struct Admission {
     state: Arc<ServerState>,
     slots: Arc<Semaphore>,
     refusing: Arc<Semaphore>,
-    connections: Arc<Mutex<ConnectionTable>>,
+    connections: ConnectionTable,
     tls: bool,
 }
 
@@ -49,27 +50,15 @@ pub enum Admitted {
 }
 
 impl Admission {
-    /// Admission for one loop, taking slots from `slots` and tracking connections in
-    /// `connections` (both shared by every loop: with `--per-core`, a client that lands on one
-    /// loop can take the slot of an idle connection on another).
-    pub fn new(
-        state: Arc<ServerState>,
-        slots: Arc<Semaphore>,
-        connections: Arc<Mutex<ConnectionTable>>,
-        tls: bool,
-    ) -> Admission {
+    /// Admission taking `--max-connections` slots from `slots`.
+    pub fn new(state: Arc<ServerState>, slots: Arc<Semaphore>, tls: bool) -> Admission {
         Admission {
             state,
             slots,
             refusing: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
-            connections,
+            connections: ConnectionTable::default(),
             tls,
         }
-    }
-
-    /// The server's connection table, locked (a panic elsewhere cannot poison admission).
-    fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
-        self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Decides about `tcp`, just accepted from `peer`; waits for a slot if need be, until `stop`.
@@ -101,7 +90,7 @@ impl Admission {
                 // connections when it runs out of worker_connections. Until a slot frees, the new
                 // client waits (and nobody else is accepted), as it would in the listen backlog.
                 let acquired = loop {
-                    if self.connections().evict_oldest_idle() {
+                    if self.connections.evict_oldest_idle() {
                         ServerStats::add(&state.stats.idle_connections_evicted, 1);
                     }
                     tokio::select! {
@@ -117,7 +106,7 @@ impl Admission {
             }
         };
         let shared = Arc::new(ConnShared::default());
-        self.connections()
+        self.connections
             .track(&shared, state.config.max_connections as usize);
         ServerStats::add(&state.stats.connections_accepted, 1);
         ServerStats::add(&state.stats.open_connections, 1);
@@ -136,9 +125,11 @@ impl Admission {
 /// How often a new client waiting for a slot looks again for an idle connection to close.
 const EVICTION_RETRY: Duration = Duration::from_millis(100);
 
-/// The server's connections, oldest first, for closing idle ones under slot pressure.
+/// The server's connections, oldest first, for closing idle ones under slot pressure (a
+/// connection on another `--per-core` loop is closed through its [`ConnShared`], which is
+/// thread-safe).
 #[derive(Default)]
-pub struct ConnectionTable {
+struct ConnectionTable {
     connections: std::collections::VecDeque<std::sync::Weak<ConnShared>>,
 }
 
@@ -173,7 +164,7 @@ pub struct ConnectionSlot {
     _client: Option<ClientGuard>,
 }
 
-/// 429 answers being written at once, per event loop. Beyond it a refused connection is just
+/// 429 answers being written at once. Beyond it a refused connection is just
 /// closed: a flood of refused connections costs at most this many small tasks.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 

@@ -138,7 +138,8 @@ pub struct Config {
     pub workers: Option<usize>,
 
     /// Run one single-threaded event loop per worker (nginx-style), each connection on the loop
-    /// serving the fewest, instead of one work-stealing pool: no cross-thread wake-ups, but a
+    /// serving the fewest, instead of one work-stealing pool: once placed, a connection wakes no
+    /// other thread, but a
     /// busy loop cannot hand work to an idle one (see the README's results).
     /// --max-connections is shared by all loops.
     #[arg(long, env = "REELSERVE_PER_CORE")]

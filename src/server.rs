@@ -155,7 +155,8 @@ enum Scheduler {
     /// tasks, so a few busy connections still use every core.
     WorkStealing(usize),
     /// `--per-core`: one single-threaded event loop per thread, as nginx runs one worker per
-    /// core: a connection lives on one thread, with no cross-thread wake-ups. The first loop
+    /// core: once placed, a connection lives on one thread, with no cross-thread wake-ups (its
+    /// hand-off from the accepting loop is one). The first loop
     /// accepts and hands each connection to the loop serving the fewest (the actix and ntex
     /// model), so four downloads on two loops are two and two, which a kernel hash
     /// (SO_REUSEPORT) does not promise; a loop still cannot hand work to an idle one later.
@@ -321,13 +322,8 @@ impl Server {
                 })
             }),
             builders,
-            // One pool of --max-connections slots for every loop: a slot is taken after
-            // accept (never while a loop waits on its listener), so with --per-core a busy loop
-            // can use the slots an idle one does not need.
+            // One pool of --max-connections slots for every loop, taken after accept.
             connection_slots: Arc::new(Semaphore::new(config.max_connections as usize)),
-            // And one table of connections, so that the room is made wherever an idle
-            // connection is, not only on the loop the new client landed on.
-            connections: Arc::default(),
             state: Arc::clone(&state),
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -337,9 +333,16 @@ impl Server {
         spawn_control_tasks(&control, &state, metrics_listener);
         match scheduler {
             Scheduler::PerCore(_) => {
-                let threads = start_loop_threads(runtimes, listener, context, stopped)?;
+                let (threads, mut accepting_ended) =
+                    start_loop_threads(runtimes, listener, context, stopped)?;
                 control.block_on(async move {
-                    shutdown.await;
+                    tokio::select! {
+                        () = shutdown => {}
+                        // The accepting loop ended on its own (it could not use its listener,
+                        // or it panicked): nothing is served any more, so the process ends
+                        // too, with the loop's error, instead of waiting for a signal.
+                        _ = accepting_ended.wait_for(|ended| *ended) => {}
+                    }
                     let _ = stop.send(true);
                     // Join off the control runtime: a second signal must still be heard.
                     let joined = tokio::task::spawn_blocking(move || {
@@ -358,9 +361,14 @@ impl Server {
                     .worker_threads(threads)
                     .enable_all()
                     .build()?;
-                let serving = runtime.spawn(accept_loop(listener, context, stop_signal(stopped)));
+                let mut serving =
+                    runtime.spawn(accept_loop(listener, context, stop_signal(stopped)));
                 control.block_on(async move {
-                    shutdown.await;
+                    tokio::select! {
+                        () = shutdown => {}
+                        // The accept loop ended on its own: end the process with its error.
+                        ended = &mut serving => return ended.map_err(io::Error::other)?,
+                    }
                     let _ = stop.send(true);
                     serving.await.map_err(io::Error::other)?
                 })
@@ -369,6 +377,12 @@ impl Server {
     }
 }
 
+/// The threads of the `--per-core` loops, and what says that the accepting one has ended.
+type LoopThreads = (
+    Vec<std::thread::JoinHandle<io::Result<()>>>,
+    tokio::sync::watch::Receiver<bool>,
+);
+
 /// Runs each `--per-core` loop on a thread of its own: the first accepts (and serves) until
 /// `stopped`; the others serve until it is done.
 fn start_loop_threads(
@@ -376,7 +390,7 @@ fn start_loop_threads(
     listener: std::net::TcpListener,
     context: Arc<LoopContext>,
     stopped: tokio::sync::watch::Receiver<bool>,
-) -> io::Result<Vec<std::thread::JoinHandle<io::Result<()>>>> {
+) -> io::Result<LoopThreads> {
     let (finished, finishing) = tokio::sync::watch::channel(false);
     let mut accepting = Some((listener, finished));
     let mut threads = Vec::with_capacity(runtimes.len());
@@ -404,7 +418,7 @@ fn start_loop_threads(
             .spawn(move || runtime.block_on(work))?;
         threads.push(thread);
     }
-    Ok(threads)
+    Ok((threads, finishing))
 }
 
 /// The signing keys of `--signing-key-file`, if given.
@@ -472,8 +486,6 @@ struct LoopContext {
     strategy: FileStrategy,
     /// `--max-connections` slots, shared by every loop.
     connection_slots: Arc<Semaphore>,
-    /// Every loop's connections, for closing idle ones when the slots run out.
-    connections: Arc<std::sync::Mutex<crate::admission::ConnectionTable>>,
 }
 
 /// The event loops connections are served on.
@@ -536,17 +548,19 @@ impl Loops {
         ))
     }
 
-    /// The loop the next connection goes to, and its place there; `None` on the pool.
-    fn place(&self) -> Option<(&tokio::runtime::Handle, LoopShare)> {
+    /// The loop the next connection goes to (its index; 0 is the accepting loop), and its
+    /// place there; `None` on the pool.
+    fn place(&self) -> Option<(usize, &tokio::runtime::Handle, LoopShare)> {
         let Loops::PerCore { loops, next } = self else {
             return None;
         };
         let start = next.fetch_add(1, Ordering::Relaxed);
-        let chosen = (0..loops.len())
-            .map(|i| &loops[(start + i) % loops.len()])
-            .min_by_key(|candidate| candidate.open.load(Ordering::Relaxed))?;
+        let index = (0..loops.len())
+            .map(|i| (start + i) % loops.len())
+            .min_by_key(|&index| loops[index].open.load(Ordering::Relaxed))?;
+        let chosen = &loops[index];
         chosen.open.fetch_add(1, Ordering::Relaxed);
-        Some((&chosen.handle, LoopShare(Arc::clone(&chosen.open))))
+        Some((index, &chosen.handle, LoopShare(Arc::clone(&chosen.open))))
     }
 }
 
@@ -574,7 +588,6 @@ async fn accept_loop(
     let mut admission = Admission::new(
         Arc::clone(state),
         Arc::clone(&context.connection_slots),
-        Arc::clone(&context.connections),
         context.tls.is_some(),
     );
     tokio::pin!(stop);
@@ -633,23 +646,31 @@ fn serve_admitted(
     graceful: &GracefulShutdown,
 ) {
     let state = &context.state;
-    let placement = context.loops.place();
     // On another loop, the connection is made inside that loop's runtime: its socket and its
-    // timers register with that loop's reactor and clock, and its task runs only there.
-    let (tcp, place) = match placement {
+    // timers register with that loop's reactor and clock, and its task runs only there. On the
+    // accepting loop (index 0) it stays where it is.
+    let (tcp, place) = match context.loops.place() {
         None => (tcp, None),
-        Some((handle, share)) => {
-            let _entered = handle.enter();
-            match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
-                Ok(tcp) => (tcp, Some((handle, share))),
-                Err(error) => {
-                    tracing::debug!(%peer, %error, "connection lost on its way to its loop");
-                    return;
+        Some((index, handle, share)) => {
+            tracing::debug!(%peer, event_loop = index, "connection placed");
+            if index == 0 {
+                (tcp, Some((None, share)))
+            } else {
+                let _entered = handle.enter();
+                match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
+                    Ok(tcp) => (tcp, Some((Some(handle), share))),
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "connection lost on its way to its loop");
+                        return;
+                    }
                 }
             }
         }
     };
-    let _entered = place.as_ref().map(|(handle, _)| handle.enter());
+    let _entered = place
+        .as_ref()
+        .and_then(|(handle, _)| handle.as_ref())
+        .map(|handle| handle.enter());
     // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY not set");
@@ -668,7 +689,7 @@ fn serve_admitted(
         peer,
     );
     let (handle, share) = match place {
-        Some((handle, share)) => (Some(handle), Some(share)),
+        Some((handle, share)) => (handle, Some(share)),
         None => (None, None),
     };
     match &context.tls {
