@@ -77,33 +77,17 @@ fn plays_and_seeks_through_a_signed_link() {
     }
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let keys_dir = tempfile::tempdir().unwrap();
-    let keys = keys_dir.path().join("keys");
-    std::fs::write(
-        &keys,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .unwrap();
-    let keys = keys.to_str().unwrap();
+    let keys = external::test_key_file(keys_dir.path());
     let server = TestServer::start(
         external::repo(),
-        &["--mode", "sendfile", "--signing-key-file", keys],
+        &[
+            "--mode",
+            "sendfile",
+            "--signing-key-file",
+            keys.to_str().unwrap(),
+        ],
     );
-    let mut sign = external::command(env!("CARGO_BIN_EXE_reelserve"));
-    sign.args([
-        "sign",
-        "/",
-        "--base-url",
-        &server.url(""),
-        "--signing-key-file",
-        keys,
-    ]);
-    let signed = external::run(sign, Duration::from_secs(10)).expect_success("reelserve sign");
-    let link = signed
-        .stdout_text()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let link = external::sign_link("/", &server.url(""), &keys);
     let log = run_browser_at(&server, &link, "sendfile", "browser-signed", &[]);
     assert_movie_served_with_206(&log, |path| path.starts_with("/movie/") || path == "/video");
     assert!(

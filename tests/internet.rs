@@ -65,6 +65,18 @@ fn query_for(keys: &[&str], grant: &Grant) -> String {
     KeyRing::parse(&keys.join("\n")).unwrap().sign(grant)
 }
 
+/// The query of a link for `/movie/`, signed with [`KEY_A`], that expired a minute ago.
+fn expired_query() -> String {
+    query_for(
+        &[KEY_A],
+        &Grant {
+            expires: now() - 60,
+            scope: "/movie/".into(),
+            client: None,
+        },
+    )
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -165,14 +177,7 @@ fn refused_links_say_why_and_are_logged() {
     assert!(matches!(climbing.status, 400 | 403), "{}", climbing.status);
 
     // Expired a minute ago: 410 Gone.
-    let expired = query_for(
-        &[KEY_A],
-        &Grant {
-            expires: now() - 60,
-            scope: "/movie/".into(),
-            client: None,
-        },
-    );
+    let expired = expired_query();
     let gone = fetch(&server.url(&format!("/movie/a.mp4?{expired}")), &[]);
     assert_eq!(gone.status, 410);
     assert!(body_text(&gone).contains("expired"));
@@ -720,14 +725,7 @@ fn metrics_are_on_their_own_port_and_move_with_requests() {
         404
     );
     assert_eq!(fetch(&server.url("/movie/a.mp4"), &[]).status, 403);
-    let expired = query_for(
-        &[KEY_A],
-        &Grant {
-            expires: now() - 60,
-            scope: "/movie/".into(),
-            client: None,
-        },
-    );
+    let expired = expired_query();
     assert_eq!(
         fetch(&server.url(&format!("/movie/a.mp4?{expired}")), &[]).status,
         410

@@ -111,31 +111,9 @@ fn through_a_signed_root_the_subtitles_and_the_poster_carry_the_token() {
         return;
     }
     let root = film_with_subtitles_and_poster();
-    let keys = root.path().join("keys");
-    std::fs::write(
-        &keys,
-        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
-    )
-    .unwrap();
-    let keys = keys.to_str().unwrap();
-    let server = TestServer::start(root.path(), &["--signing-key-file", keys]);
-    let mut sign = external::command(env!("CARGO_BIN_EXE_reelserve"));
-    sign.args([
-        "sign",
-        "/",
-        "--base-url",
-        &server.url(""),
-        "--signing-key-file",
-        keys,
-    ]);
-    let signed = external::run(sign, Duration::from_secs(10)).expect_success("reelserve sign");
-    let link = signed
-        .stdout_text()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
-    assert!(link.contains("sig="), "{link}");
+    let keys = external::test_key_file(root.path());
+    let server = TestServer::start(root.path(), &["--signing-key-file", keys.to_str().unwrap()]);
+    let link = external::sign_link("/", &server.url(""), &keys);
 
     let report = movie_details(&server, &link);
     // The cues arrived, so the track was fetched; the poster names its token too.

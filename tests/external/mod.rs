@@ -240,3 +240,34 @@ pub fn artifacts_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A signing key file in `dir` holding one fixed 32-byte key (hex), for tests of signed links.
+pub fn test_key_file(dir: &Path) -> std::path::PathBuf {
+    let keys = dir.join("keys");
+    std::fs::write(
+        &keys,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    keys
+}
+
+/// The link that `reelserve sign PATH --base-url BASE_URL --signing-key-file KEYS` prints as
+/// its last line.
+pub fn sign_link(path: &str, base_url: &str, keys: &Path) -> String {
+    let mut sign = command(env!("CARGO_BIN_EXE_reelserve"));
+    sign.args(["sign", path, "--base-url", base_url, "--signing-key-file"])
+        .arg(keys);
+    let signed = run(sign, Duration::from_secs(10)).expect_success("reelserve sign");
+    let link = signed
+        .stdout_text()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        link.contains("sig="),
+        "reelserve sign printed no link: {link}"
+    );
+    link
+}
