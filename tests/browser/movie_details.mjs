@@ -9,11 +9,7 @@
 // tests/movie_browser.rs runs it against a reelserve it started and checks the details.
 // Same browser and flags as play_and_seek.mjs: Debian's Chromium, a fresh profile, loopback only.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { CHROMIUM, FLAGS } from "./chromium.mjs";
+import { runInChromium } from "./chromium.mjs";
 
 const [url, ...rest] = process.argv.slice(2);
 if (!url || rest.length) {
@@ -53,36 +49,4 @@ async function run(page) {
   result.ok = true;
 }
 
-const profile = mkdtempSync(join(tmpdir(), "reelserve-chromium-"));
-let context;
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms passed`;
-  finish(1);
-}, DEADLINE_MS);
-
-function finish(code) {
-  clearTimeout(deadline);
-  process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  try {
-    rmSync(profile, { recursive: true, force: true });
-  } catch {}
-  process.exit(code);
-}
-
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 800 },
-    timeout: 20000,
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  await run(page);
-} catch (error) {
-  result.error = String(error && error.message ? error.message : error);
-}
-try {
-  if (context) await context.close();
-} catch {}
-finish(result.ok ? 0 : 1);
+await runInChromium(result, run, { deadlineMs: DEADLINE_MS });

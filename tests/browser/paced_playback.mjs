@@ -10,11 +10,7 @@
 // runs it against a paced and an unpaced reelserve and compares what each sent (the access log).
 // Same browser and flags as play_and_seek.mjs: Debian's Chromium, a fresh profile, loopback only.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { CHROMIUM, PLAYER_FLAGS as FLAGS } from "./chromium.mjs";
+import { PLAYER_FLAGS, runInChromium } from "./chromium.mjs";
 
 const [url, playSecondsArg, ...rest] = process.argv.slice(2);
 const PLAY_SECONDS = Number(playSecondsArg);
@@ -95,37 +91,10 @@ async function run(page) {
   result.ok = true;
 }
 
-const profile = mkdtempSync(join(tmpdir(), "reelserve-chromium-"));
-let context;
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms passed`;
-  finish(1);
-}, DEADLINE_MS);
-
-function finish(code) {
-  clearTimeout(deadline);
-  result.total_ms = Date.now() - started;
-  process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  try {
-    rmSync(profile, { recursive: true, force: true });
-  } catch {}
-  process.exit(code);
-}
-
-try {
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 800 },
-    timeout: 20000,
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  await run(page);
-} catch (error) {
-  result.error = String(error && error.message ? error.message : error);
-}
-try {
-  if (context) await context.close();
-} catch {}
-finish(result.ok ? 0 : 1);
+await runInChromium(result, run, {
+  deadlineMs: DEADLINE_MS,
+  flags: PLAYER_FLAGS,
+  beforeFinish: (r) => {
+    r.total_ms = Date.now() - started;
+  },
+});

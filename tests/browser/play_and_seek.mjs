@@ -16,11 +16,7 @@
 // build, with a new empty profile and the flags that keep it off the network (this machine has
 // none but loopback).
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { CHROMIUM, FLAGS } from "./chromium.mjs";
+import { runInChromium } from "./chromium.mjs";
 
 const [url, screenshotPath, ...options] = process.argv.slice(2);
 const SEEK_MUST_FETCH = options.includes("--seek-must-fetch");
@@ -191,40 +187,12 @@ async function run(page) {
   result.ok = true;
 }
 
-const profile = mkdtempSync(join(tmpdir(), "reelserve-chromium-"));
-let context;
-const deadline = setTimeout(() => {
-  result.error = `deadline of ${DEADLINE_MS} ms passed`;
-  finish(1);
-}, DEADLINE_MS);
-
-function finish(code) {
-  clearTimeout(deadline);
-  result.total_ms = elapsed();
-  process.stdout.write(JSON.stringify(result, null, 2) + "\n");
-  try {
-    rmSync(profile, { recursive: true, force: true });
-  } catch {}
-  process.exit(code);
-}
-
-try {
-  // A persistent context on a fresh directory: the "new empty user-data-dir" (launch() would
-  // make one too, but this way it is explicit and removed by us).
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1280, height: 800 },
-    timeout: 20000,
-  });
-  step("browser_started", { version: context.browser() ? context.browser().version() : null });
-  const page = context.pages()[0] || (await context.newPage());
-  await run(page);
-} catch (error) {
-  result.error = String(error && error.message ? error.message : error);
-}
-try {
-  if (context) await context.close();
-} catch {}
-finish(result.ok ? 0 : 1);
+await runInChromium(result, run, {
+  deadlineMs: DEADLINE_MS,
+  onLaunch: (context) => {
+    step("browser_started", { version: context.browser() ? context.browser().version() : null });
+  },
+  beforeFinish: (r) => {
+    r.total_ms = elapsed();
+  },
+});
