@@ -86,6 +86,10 @@ pub struct ConnShared {
     park_requested: AtomicBool,
     /// Wakes the connection's task while it is evictable.
     idle_waker: Mutex<Option<Waker>>,
+    /// HTTP/2: wakes the connection's task when its last request in flight ends. A stream's
+    /// request can end in the stream's own task (a reset, say), after the connection last
+    /// looked; without a wake-up nothing would start its idle clock.
+    busy_waker: Mutex<Option<Waker>>,
     /// The pacing rate the response being sent asks for (see [`crate::pacing`]).
     pub pacing: PacingRequest,
 }
@@ -154,8 +158,21 @@ pub struct InFlightRequest(Arc<ConnShared>);
 
 impl Drop for InFlightRequest {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let last = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1;
+        // On HTTP/1.1 a request ends inside the connection's own task, which then looks at the
+        // count itself; an HTTP/2 stream's may end in the stream's task.
+        if last && self.0.multiplexed.load(Ordering::Acquire) {
+            let waker = lock(&self.0.busy_waker).take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
+}
+
+/// A waker slot, whatever a panicking holder left (a waker is valid either way).
+fn lock(slot: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The per-connection time limits, all owned by [`ZeroCopyStream`].
@@ -541,6 +558,17 @@ impl Read for ZeroCopyStream {
             Poll::Pending => {
                 if this.was_busy {
                     this.shared.evictable.store(false, Ordering::Release);
+                    if this.shared.multiplexed.load(Ordering::Acquire) {
+                        let mut slot = lock(&this.shared.busy_waker);
+                        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *slot = Some(cx.waker().clone());
+                        }
+                        drop(slot);
+                        // The last request may have ended between the look above and now.
+                        if this.shared.in_flight.load(Ordering::Acquire) == 0 {
+                            cx.waker().wake_by_ref();
+                        }
+                    }
                     return Poll::Pending;
                 }
                 if !this.head_bytes_seen {
