@@ -118,14 +118,7 @@ impl ConnShared {
         if !self.evictable.load(Ordering::Acquire) || self.evicted.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let waker = self
-            .idle_waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wake(&self.idle_waker);
         true
     }
 
@@ -144,11 +137,16 @@ impl ConnShared {
     /// Records that the connection waits for a request it has not started: it may be evicted,
     /// and `waker` is how.
     fn wait_evictable(&self, waker: &Waker) {
-        let mut slot = self.idle_waker.lock().unwrap_or_else(|e| e.into_inner());
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
-        }
+        register(&self.idle_waker, waker);
         self.evictable.store(true, Ordering::Release);
+    }
+
+    /// HTTP/2, with requests in flight: `waker` is woken when the last of them ends (see the
+    /// `busy_waker` field). Whether it may have ended already, between the connection's last
+    /// look at the count and now (then the caller must look again).
+    fn wait_until_no_request(&self, waker: &Waker) -> bool {
+        register(&self.busy_waker, waker);
+        self.in_flight.load(Ordering::Acquire) == 0
     }
 }
 
@@ -162,17 +160,26 @@ impl Drop for InFlightRequest {
         // On HTTP/1.1 a request ends inside the connection's own task, which then looks at the
         // count itself; an HTTP/2 stream's may end in the stream's task.
         if last && self.0.multiplexed.load(Ordering::Acquire) {
-            let waker = lock(&self.0.busy_waker).take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            wake(&self.0.busy_waker);
         }
     }
 }
 
-/// A waker slot, whatever a panicking holder left (a waker is valid either way).
-fn lock(slot: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
-    slot.lock().unwrap_or_else(|e| e.into_inner())
+/// Keeps `waker` in `slot` (unless it holds one that wakes the same task).
+fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+    // A waker is valid whatever a panicking holder of the lock left.
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+/// Wakes the task whose waker `slot` holds, if any (the waker is used up).
+fn wake(slot: &Mutex<Option<Waker>>) {
+    let waker = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
 }
 
 /// The per-connection time limits, all owned by [`ZeroCopyStream`].
@@ -558,16 +565,10 @@ impl Read for ZeroCopyStream {
             Poll::Pending => {
                 if this.was_busy {
                     this.shared.evictable.store(false, Ordering::Release);
-                    if this.shared.multiplexed.load(Ordering::Acquire) {
-                        let mut slot = lock(&this.shared.busy_waker);
-                        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            *slot = Some(cx.waker().clone());
-                        }
-                        drop(slot);
-                        // The last request may have ended between the look above and now.
-                        if this.shared.in_flight.load(Ordering::Acquire) == 0 {
-                            cx.waker().wake_by_ref();
-                        }
+                    if this.shared.multiplexed.load(Ordering::Acquire)
+                        && this.shared.wait_until_no_request(cx.waker())
+                    {
+                        cx.waker().wake_by_ref();
                     }
                     return Poll::Pending;
                 }
