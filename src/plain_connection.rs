@@ -101,7 +101,8 @@ where
     }
 }
 
-fn ended_with_error(peer: &SocketAddr, error: impl fmt::Display) {
+/// How a connection that ended with an error is told: a debug line (clients vanish).
+pub(crate) fn ended_with_error(peer: &SocketAddr, error: impl fmt::Display) {
     tracing::debug!(%peer, %error, "connection ended with an error");
 }
 

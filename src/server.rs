@@ -156,10 +156,10 @@ enum Scheduler {
     WorkStealing(usize),
     /// `--per-core`: one single-threaded event loop per thread, as nginx runs one worker per
     /// core: once placed, a connection lives on one thread, with no cross-thread wake-ups (its
-    /// hand-off from the accepting loop is one). The first loop
-    /// accepts and hands each connection to the loop serving the fewest (the actix and ntex
-    /// model), so four downloads on two loops are two and two, which a kernel hash
-    /// (SO_REUSEPORT) does not promise; a loop still cannot hand work to an idle one later.
+    /// hand-off from the accepting loop is one). The first loop accepts and hands each
+    /// connection to the loop serving the fewest (the actix and ntex model), so four downloads
+    /// on two loops are two and two, which a kernel hash (SO_REUSEPORT) does not promise; a
+    /// loop still cannot hand work to an idle one later.
     PerCore(usize),
 }
 
@@ -649,28 +649,24 @@ fn serve_admitted(
     // On another loop, the connection is made inside that loop's runtime: its socket and its
     // timers register with that loop's reactor and clock, and its task runs only there. On the
     // accepting loop (index 0) it stays where it is.
-    let (tcp, place) = match context.loops.place() {
-        None => (tcp, None),
+    let (handle, share) = match context.loops.place() {
+        None => (None, None),
         Some((index, handle, share)) => {
             tracing::debug!(%peer, event_loop = index, "connection placed");
-            if index == 0 {
-                (tcp, Some((None, share)))
-            } else {
-                let _entered = handle.enter();
-                match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
-                    Ok(tcp) => (tcp, Some((Some(handle), share))),
-                    Err(error) => {
-                        tracing::debug!(%peer, %error, "connection lost on its way to its loop");
-                        return;
-                    }
-                }
-            }
+            ((index != 0).then_some(handle), Some(share))
         }
     };
-    let _entered = place
-        .as_ref()
-        .and_then(|(handle, _)| handle.as_ref())
-        .map(|handle| handle.enter());
+    let _entered = handle.map(|handle| handle.enter());
+    let tcp = match handle {
+        None => tcp,
+        Some(_) => match tcp.into_std().and_then(tokio::net::TcpStream::from_std) {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection lost on its way to its loop");
+                return;
+            }
+        },
+    };
     // Segments are coalesced explicitly (MSG_MORE), so Nagle would only add delay.
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(%error, "TCP_NODELAY not set");
@@ -688,10 +684,6 @@ fn serve_admitted(
         context.strategy,
         peer,
     );
-    let (handle, share) = match place {
-        Some((handle, share)) => (handle, Some(share)),
-        None => (None, None),
-    };
     match &context.tls {
         None => {
             let mut stopping = plain_stopping.clone();
@@ -855,26 +847,23 @@ impl TlsServing {
         ServedConnection {
             connection: watcher.watch(builder.serve_connection(TokioIo::new(stream), service)),
             peer,
-            hold: (),
         }
         .await;
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A connection served to its end, then `hold` (its `--max-connections` slot) let go; how
-    /// it ended is only worth a debug line (clients vanish). hyper's connection future is
-    /// polled in place: an `async fn` taking it would store it twice, once as the argument and
-    /// once as the future being awaited (twice the memory, for the life of the connection).
-    struct ServedConnection<F, H> {
+    /// A TLS connection served to its end. hyper's connection future is polled in place: an
+    /// `async fn` taking it would store it twice, once as the argument and once as the future
+    /// being awaited (twice the memory, for the life of the connection).
+    struct ServedConnection<F> {
         #[pin]
         connection: F,
         peer: SocketAddr,
-        hold: H,
     }
 }
 
-impl<F, E, H> Future for ServedConnection<F, H>
+impl<F, E> Future for ServedConnection<F>
 where
     F: Future<Output = Result<(), E>>,
     E: fmt::Display,
@@ -884,7 +873,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         if let Err(error) = ready!(this.connection.poll(cx)) {
-            tracing::debug!(peer = %this.peer, %error, "connection ended with an error");
+            crate::plain_connection::ended_with_error(this.peer, error);
         }
         Poll::Ready(())
     }
