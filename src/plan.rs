@@ -267,7 +267,7 @@ impl RepresentationHeaderCache {
 
     const fn new() -> Self {
         RepresentationHeaderCache {
-            slots: [None, None, None, None, None, None, None, None],
+            slots: [const { None }; RepresentationHeaderCache::SLOTS],
             next: 0,
         }
     }
