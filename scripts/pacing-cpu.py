@@ -11,7 +11,6 @@ usage: scripts/pacing-cpu.py [--size MIB] [--rate RATE] [--runs N] [--binary PAT
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -20,31 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench import (ACCESS_LOG_OFF, ROOT, BenchError, Launch, Server, cpu_seconds, free_port,
+                   running)
+
 GIB = 1 << 30
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` (its threads included), in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def start(binary: Path, root: Path, extra: list[str]) -> tuple[subprocess.Popen, int]:
-    server = subprocess.Popen(
-        [str(binary), "--root", str(root), "--addr", "127.0.0.1:0", "--access-log", "off",
-         "--log-level", "warn", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
-        if found:
-            return server, int(found.group(1))
-    server.kill()
-    sys.exit("reelserve did not say where it listens")
 
 
 def download(port: int, name: str) -> tuple[float, int]:
@@ -57,20 +35,24 @@ def download(port: int, name: str) -> tuple[float, int]:
 
 
 def measure(binary: Path, root: Path, name: str, extra: list[str], runs: int) -> dict:
-    server, port = start(binary, root, extra)
-    try:
-        download(port, name)  # warm: the file's pages and the server's first mapping
-        per_gib, seconds = [], []
-        for _ in range(runs):
-            before = cpu_seconds(server.pid)
-            took, size = download(port, name)
-            per_gib.append((cpu_seconds(server.pid) - before) / (size / GIB))
-            seconds.append(took)
-        return {"cpu_s_per_gib": statistics.median(per_gib), "seconds": statistics.median(seconds),
-                "runs": per_gib}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    argv = ("{tool}", "--root", "{data}", "--addr", "127.0.0.1:{port}", *ACCESS_LOG_OFF, *extra)
+    server = Server("reelserve", "reelserve", argv)
+    with tempfile.TemporaryDirectory(prefix="pacing-cpu-") as tmp:
+        launch = Launch(port=free_port(), data=root, file=root / name, prefix=Path(tmp) / "server",
+                        cert=Path(), key=Path(), workers=0, tls=False, tool=str(binary))
+        try:
+            with running(server, launch, Path(tmp), f"/{name}") as up:
+                download(up.port, name)  # warm: the file's pages and the server's first mapping
+                per_gib, seconds = [], []
+                for _ in range(runs):
+                    before = sum(cpu_seconds([up.pid]))
+                    took, size = download(up.port, name)
+                    per_gib.append((sum(cpu_seconds([up.pid])) - before) / (size / GIB))
+                    seconds.append(took)
+        except BenchError as error:
+            sys.exit(f"{error}\n{(Path(tmp) / 'reelserve-http.err').read_text()}")
+    return {"cpu_s_per_gib": statistics.median(per_gib), "seconds": statistics.median(seconds),
+            "runs": per_gib}
 
 
 def main() -> None:
