@@ -166,11 +166,13 @@ pub struct RequestSummary {
 }
 
 impl RequestSummary {
-    /// The summary of `request` from `peer`, or `None` when the access log is off.
-    pub fn capture<B>(peer: SocketAddr, request: &Request<B>) -> Option<RequestSummary> {
+    /// The summary of `request` from `peer`, or `None` when the access log is off. Boxed: it
+    /// is held by every request's future, which should not grow by its size when the log is
+    /// off.
+    pub fn capture<B>(peer: SocketAddr, request: &Request<B>) -> Option<Box<RequestSummary>> {
         ACCESS_LOG.get()?;
         let headers = request.headers();
-        Some(RequestSummary {
+        Some(Box::new(RequestSummary {
             peer,
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -178,7 +180,7 @@ impl RequestSummary {
             range: headers.get(header::RANGE).cloned(),
             user_agent: headers.get(header::USER_AGENT).cloned(),
             referer: headers.get(header::REFERER).cloned(),
-        })
+        }))
     }
 
     /// Logs the response to this request: `status`, `bytes` of body written, whether that

@@ -35,6 +35,9 @@ pub struct Plan {
     pub body: Option<VecDeque<Segment>>,
 }
 
+/// The `Server` field of every response.
+pub const SERVER: &str = "reelserve";
+
 /// How long clients may cache files (`--cache-max-age`); HTML pages always revalidate. Made
 /// once per server: the field value is the same for every response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,15 +65,29 @@ pub fn plan(
     now: SystemTime,
     new_boundary: impl FnOnce() -> String,
 ) -> Result<Plan, ServeError> {
-    let joined = [
+    const PRECONDITIONS: [HeaderName; 5] = [
         header::IF_MATCH,
         header::IF_NONE_MATCH,
         header::IF_MODIFIED_SINCE,
         header::IF_UNMODIFIED_SINCE,
         header::IF_RANGE,
-    ]
-    .map(|name| joined_header(request, &name));
-    let range_header = request.get(header::RANGE);
+    ];
+    // Most requests carry none of these: one pass over the request's field names says so
+    // (comparing well-known names is comparing two small numbers), where six lookups would
+    // hash six names.
+    let asks_for_part = request
+        .keys()
+        .any(|name| name == header::RANGE || PRECONDITIONS.contains(name));
+    let joined = if asks_for_part {
+        PRECONDITIONS.map(|name| joined_header(request, &name))
+    } else {
+        Default::default()
+    };
+    let range_header = if asks_for_part {
+        request.get(header::RANGE)
+    } else {
+        None
+    };
     let preconditions = RequestPreconditions {
         if_match: joined[0].as_deref(),
         if_none_match: joined[1].as_deref(),
@@ -94,8 +111,10 @@ pub fn plan(
     let mut headers = representation_headers(representation, validators, cache);
     let honor_range = match conditional::evaluate(method, &preconditions, validators, now) {
         Precondition::NotModified => {
-            // §15.4.5: a 304 carries the validators and caching fields a 200 would have.
+            // §15.4.5: a 304 carries the validators and caching fields a 200 would have, and
+            // no content, so neither its type nor its length.
             headers.remove(header::CONTENT_TYPE);
+            headers.remove(header::CONTENT_LENGTH);
             return Err(ServeError::not_modified(headers));
         }
         Precondition::PreconditionFailed => return Err(ServeError::precondition_failed()),
@@ -118,8 +137,11 @@ pub fn plan(
 
     let (status, segments) = body_layout(resolved, representation, &mut headers, new_boundary)?;
 
+    // The representation's fields already say its whole length.
     let len: u64 = segments.iter().map(Segment::len).sum();
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if len != representation.len {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     Ok(Plan {
         status,
         headers,
@@ -144,12 +166,13 @@ fn body_layout(
                 len: representation.len,
             }]),
         ),
-        // §15.5.17: 416 with the current length in Content-Range.
+        // §15.5.17: 416 with the current length in Content-Range (and its own content).
         Resolved::Unsatisfiable => {
+            headers.remove(header::CONTENT_LENGTH);
             return Err(ServeError::range_not_satisfiable(
                 representation.len,
                 std::mem::take(headers),
-            ))
+            ));
         }
         Resolved::Satisfiable(ranges) if ranges.len() == 1 => {
             let range = ranges[0];
@@ -206,8 +229,16 @@ fn build_representation_headers(
     validators: &Validators,
     cache: &CachePolicy,
 ) -> HeaderMap {
-    // Room for what plan and service add (Content-Length, Content-Range, Server, Vary).
+    // A copy of this map has room for exactly these fields: the ones every response about the
+    // representation ends with are here too, so that setting them replaces in place instead of
+    // growing the copy. `Content-Length` is the whole length, which a range or HEAD replaces;
+    // `Server` is set again for every response, whatever made it.
     let mut headers = HeaderMap::with_capacity(12);
+    headers.insert(header::SERVER, HeaderValue::from_static(SERVER));
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(representation.len),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let content_type = match &representation.content_type {
         Cow::Borrowed(known) => HeaderValue::from_static(known),
@@ -254,6 +285,7 @@ struct RepresentationHeaderCache {
 }
 
 struct CachedHeaders {
+    len: u64,
     etag: String,
     last_modified: Option<SystemTime>,
     content_type: Cow<'static, str>,
@@ -279,7 +311,8 @@ impl RepresentationHeaderCache {
         cache: &CachePolicy,
     ) -> HeaderMap {
         let found = self.slots.iter().flatten().find(|cached| {
-            cached.etag == validators.etag
+            cached.len == representation.len
+                && cached.etag == validators.etag
                 && cached.last_modified == validators.last_modified
                 && cached.content_type == representation.content_type
                 && cached.content_security_policy == representation.content_security_policy
@@ -290,6 +323,7 @@ impl RepresentationHeaderCache {
         }
         let headers = build_representation_headers(representation, validators, cache);
         self.slots[self.next] = Some(CachedHeaders {
+            len: representation.len,
             etag: validators.etag.clone(),
             last_modified: validators.last_modified,
             content_type: representation.content_type.clone(),
@@ -578,6 +612,8 @@ mod tests {
             "nosniff"
         );
         assert_eq!(response.headers()[header::ETAG], ETAG);
+        // Its length is its own text's (hyper's), never the file's.
+        assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
     }
 
     #[test]
@@ -613,6 +649,7 @@ mod tests {
         assert_eq!(response.headers()[header::ETAG], ETAG);
         assert_eq!(response.headers()[header::CACHE_CONTROL], "max-age=3600");
         assert!(response.headers().get(header::CONTENT_TYPE).is_none());
+        assert!(response.headers().get(header::CONTENT_LENGTH).is_none());
         assert!(response.body().is_empty());
     }
 
@@ -742,11 +779,17 @@ mod tests {
         };
         let first = fields(&movie(), &cache());
         assert_eq!(first, fields(&movie(), &cache()));
-        assert_eq!(first, {
-            let mut built = build_representation_headers(&movie(), &movie().validators, &cache());
-            built.insert(header::CONTENT_LENGTH, HeaderValue::from(LEN));
-            built
-        });
+        assert_eq!(
+            first,
+            build_representation_headers(&movie(), &movie().validators, &cache())
+        );
+        assert_eq!(first[header::CONTENT_LENGTH], "10000");
+
+        // The same tag for another length (a tag that does not encode it) is another set.
+        let mut truncated = movie();
+        truncated.len = 10;
+        assert_eq!(fields(&truncated, &cache())[header::CONTENT_LENGTH], "10");
+        assert_eq!(fields(&movie(), &cache())[header::CONTENT_LENGTH], "10000");
 
         let mut rewritten = movie();
         rewritten.validators = Validators {

@@ -3,6 +3,7 @@
 //! `read-all` reads here, before the response; every other strategy reads (or maps) while hyper
 //! polls the body.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -31,62 +32,72 @@ pub struct FileSending {
     pub budget: Option<BufferBudget>,
 }
 
-/// The response for `plan` about `representation`.
-pub async fn render(
-    plan: Plan,
-    representation: &Representation,
+/// The response for `plan` about `representation`. Not an `async fn`, whose future would keep
+/// the plan twice (argument and local); this future is part of every request's. The plan stays
+/// whole until the end for the same reason.
+#[allow(clippy::manual_async_fn)] // see above: `async fn` would make the future larger
+pub fn render<'a>(
+    mut plan: Plan,
+    representation: &'a Representation,
+    sending: &'a FileSending,
+) -> impl Future<Output = Result<Response<ResponseBody>, ServeError>> + Send + 'a {
+    async move {
+        let body = match plan.body.take() {
+            None => ResponseBody::empty(),
+            Some(segments) => match &representation.content {
+                Content::Static(bytes) => ResponseBody::from_segments(
+                    segments
+                        .into_iter()
+                        .map(|segment| match segment {
+                            Segment::File { offset, len } => Segment::Bytes(
+                                bytes.slice(offset as usize..(offset + len) as usize),
+                            ),
+                            bytes => bytes,
+                        })
+                        .collect(),
+                    None,
+                    None,
+                ),
+                Content::File(file) if sending.strategy == FileStrategy::ReadAll => {
+                    // Boxed: no other strategy waits here.
+                    Box::pin(read_whole(file, segments, sending)).await?
+                }
+                Content::File(file) => ResponseBody::from_segments(
+                    segments,
+                    Some(FileSource {
+                        file: Arc::clone(file),
+                        key: representation.file_key,
+                        strategy: sending.strategy,
+                        registry: Arc::clone(&sending.registry),
+                        budget: sending.budget.clone(),
+                    }),
+                    Some(Arc::clone(&sending.stats)),
+                ),
+            },
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = plan.status;
+        *response.headers_mut() = plan.headers;
+        Ok(response)
+    }
+}
+
+/// `read-all`: the body read into memory before the response starts, as `fs.readFile` does.
+async fn read_whole(
+    file: &Arc<std::fs::File>,
+    segments: std::collections::VecDeque<Segment>,
     sending: &FileSending,
-) -> Result<Response<ResponseBody>, ServeError> {
-    let Plan {
-        status,
-        headers,
-        body,
-    } = plan;
-    let body = match body {
-        None => ResponseBody::empty(),
-        Some(segments) => match &representation.content {
-            Content::Static(bytes) => ResponseBody::from_segments(
-                segments
-                    .into_iter()
-                    .map(|segment| match segment {
-                        Segment::File { offset, len } => {
-                            Segment::Bytes(bytes.slice(offset as usize..(offset + len) as usize))
-                        }
-                        bytes => bytes,
-                    })
-                    .collect(),
-                None,
-                None,
-            ),
-            Content::File(file) if sending.strategy == FileStrategy::ReadAll => {
-                let copied: u64 = segments
-                    .iter()
-                    .map(|s| match s {
-                        Segment::File { len, .. } => *len,
-                        Segment::Bytes(_) => 0,
-                    })
-                    .sum();
-                let read = read_all::read_segments(Arc::clone(file), segments).await?;
-                ServerStats::add(&sending.stats.bytes_copied, copied);
-                ResponseBody::from_segments(read, None, None)
-            }
-            Content::File(file) => ResponseBody::from_segments(
-                segments,
-                Some(FileSource {
-                    file: Arc::clone(file),
-                    key: representation.file_key,
-                    strategy: sending.strategy,
-                    registry: Arc::clone(&sending.registry),
-                    budget: sending.budget.clone(),
-                }),
-                Some(Arc::clone(&sending.stats)),
-            ),
-        },
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(response)
+) -> Result<ResponseBody, ServeError> {
+    let copied: u64 = segments
+        .iter()
+        .map(|s| match s {
+            Segment::File { len, .. } => *len,
+            Segment::Bytes(_) => 0,
+        })
+        .sum();
+    let read = read_all::read_segments(Arc::clone(file), segments).await?;
+    ServerStats::add(&sending.stats.bytes_copied, copied);
+    Ok(ResponseBody::from_segments(read, None, None))
 }
 
 /// A response for content made on the fly (API JSON, listings): no validators, no ranges.

@@ -52,12 +52,14 @@ pub async fn route(
     query: Option<&str>,
 ) -> Result<Resource, ServeError> {
     if let Some(endpoint) = path.strip_prefix(API_PREFIX) {
-        return api(state, endpoint).await;
+        // Boxed, as every rare branch below: the future of the common path (a file) stays
+        // small, and it is allocated and moved on every request.
+        return Box::pin(api(state, endpoint)).await;
     }
     let representation = match path {
         // Parity with the tutorial's Express route: the default movie, fully range-capable.
         "/video" => {
-            let movie = state.movies.default_movie_path().await?;
+            let movie = Box::pin(state.movies.default_movie_path()).await?;
             let movie = movie.ok_or_else(ServeError::not_found)?;
             match find(state, &movie)? {
                 Found::File(representation) => representation,
@@ -75,7 +77,8 @@ pub async fn route(
                     pages::content_security_policy(decoded.relative()),
                 ),
                 Ok(Found::Directory(directory)) => {
-                    return directory_resource(state, path, query, &decoded, directory).await
+                    return Box::pin(directory_resource(state, path, query, &decoded, directory))
+                        .await
                 }
                 Err(PathError::NotFound) if pages::builtin_file(decoded.relative()).is_some() => {
                     builtin_file(decoded.relative())?
@@ -224,9 +227,7 @@ fn directory_location(request_path: &str) -> String {
 /// Hidden files (any segment starting with '.') are not served: `--root .` must not publish
 /// `.git` or `.env`.
 fn is_hidden(path: &DecodedPath) -> bool {
-    path.relative()
-        .components()
-        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    resolve::has_hidden_segment(path.relative())
 }
 
 /// Runs blocking file-system work (directory reads) off the async workers.

@@ -74,13 +74,23 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for ConnService {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let connection = Arc::clone(&self.0);
-        Box::pin(async move { Ok(connection.handle(request).await) })
+        Box::pin(Arc::clone(&self.0).handle(request))
     }
 }
 
 impl Connection {
-    async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody> {
+    /// The whole exchange for `request`. Not an `async fn`: an `async fn` keeps a second copy
+    /// of its by-value arguments in its future, and this future is allocated, and its request
+    /// moved, on every request.
+    #[allow(clippy::manual_async_fn)] // see above: `async fn` would make the future larger
+    fn handle<B: Send + Sync + 'static>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
+        async move { Ok(self.exchange(&request).await) }
+    }
+
+    async fn exchange<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
         let started = Instant::now();
         // Held until the response body is over; dropped with this future if the client gives
         // up first (an HTTP/2 RST_STREAM while the handler awaits), so the connection's idle
@@ -88,24 +98,26 @@ impl Connection {
         let in_flight = self.conn.start_request();
         ServerStats::add(&self.state.stats.requests, 1);
         // Taken now, before the request is handled; `None` when the access log is off.
-        let access = RequestSummary::capture(self.peer, &request);
+        let access = RequestSummary::capture(self.peer, request);
 
         // Preflights and signed links are answered before routing (see `crate::access`).
-        let (mut response, signed) =
-            match access::admit(&self.state, &request, Some(self.peer.ip())) {
-                access::Gate::Answer(response) => (*response, false),
-                access::Gate::Pass { signed } => match self.respond(&request).await {
-                    Ok(response) => (response, signed),
-                    Err(error) => (error.into_response(), signed),
-                },
-            };
+        let (mut response, signed) = match access::admit(&self.state, request, Some(self.peer.ip()))
+        {
+            access::Gate::Answer(response) => (*response, false),
+            access::Gate::Pass { signed } => match self.respond(request).await {
+                Ok(response) => (response, signed),
+                Err(error) => (error.into_response(), signed),
+            },
+        };
         access::finish(&self.state, request.headers(), signed, &mut response);
         self.state
             .metrics
             .response(response.status(), started.elapsed());
+        // Already there in a file's fields (see `plan`): then this finds it and adds nothing.
         response
             .headers_mut()
-            .insert(header::SERVER, HeaderValue::from_static("reelserve"));
+            .entry(header::SERVER)
+            .or_insert(HeaderValue::from_static(plan::SERVER));
         if response.status() == StatusCode::PARTIAL_CONTENT {
             ServerStats::add(&self.state.stats.responses_206, 1);
         }
@@ -145,44 +157,53 @@ impl Connection {
             }
         }
         let uri = request.uri();
-        match route::route(&self.state, uri.path(), uri.query()).await? {
+        // Matched in a `let`: the resource's storage ends with the statement, so this future,
+        // part of every request's, does not keep it beside the representation across the
+        // awaits below.
+        let representation = match route::route(&self.state, uri.path(), uri.query()).await? {
             Resource::Generated {
                 content,
                 content_type,
                 policy,
-            } => Ok(render::render_generated(
-                method,
-                content,
-                content_type,
-                policy,
-            )),
-            Resource::Representation(representation) => {
-                let cache = &self.state.cache;
-                let plan = plan::plan(
+            } => {
+                return Ok(render::render_generated(
                     method,
-                    request.headers(),
-                    &representation,
-                    cache,
-                    SystemTime::now(),
-                    new_boundary,
-                )?;
-                let mut response = render::render(plan, &representation, &self.sending).await?;
-                if !response.body().is_empty() {
-                    self.pace(response.body_mut(), &representation).await;
-                }
-                Ok(response)
+                    content,
+                    content_type,
+                    policy,
+                ))
+            }
+            Resource::Representation(representation) => representation,
+        };
+        let plan = plan::plan(
+            method,
+            request.headers(),
+            &representation,
+            &self.state.cache,
+            SystemTime::now(),
+            new_boundary,
+        )?;
+        let mut response = render::render(plan, &representation, &self.sending).await?;
+        if !response.body().is_empty() {
+            if let Some(pacing) = PacingConfig::from_config(&self.state.config) {
+                // Boxed: most responses are not paced, and this future is allocated and moved
+                // on every request.
+                Box::pin(self.pace(pacing, response.body_mut(), &representation)).await;
             }
         }
+        Ok(response)
     }
 }
 
 impl Connection {
-    /// Paces `body` if `--limit-rate` or `--pace` asks for it (see [`crate::pacing`]); with
-    /// `--pace` a movie's bitrate is probed once per version of the file, off the event loop.
-    async fn pace(&self, body: &mut ResponseBody, representation: &Representation) {
-        let Some(pacing) = PacingConfig::from_config(&self.state.config) else {
-            return;
-        };
+    /// Paces `body` as `--limit-rate` or `--pace` asks (see [`crate::pacing`]); with `--pace` a
+    /// movie's bitrate is probed once per version of the file, off the event loop.
+    async fn pace(
+        &self,
+        pacing: PacingConfig,
+        body: &mut ResponseBody,
+        representation: &Representation,
+    ) {
         let bitrate = match (&representation.content, representation.file_key) {
             (Content::File(file), Some(key)) if pacing.wants_bitrate() => {
                 media::bitrate_of(
