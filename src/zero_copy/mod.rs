@@ -215,6 +215,9 @@ pub struct ZeroCopyStream {
     /// Since when writes have made no progress.
     stalled_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
+    /// The waker `timer` holds: set when a poll of it returned `Pending`, cleared when it is
+    /// reset or fires.
+    timer_waker: Option<Waker>,
     /// The pacing rate set on the socket now.
     pacing: AppliedPacing,
     /// After how long idle to ask for parking (plain HTTP/1.1 only; see
@@ -250,6 +253,7 @@ impl ZeroCopyStream {
             was_busy: false,
             stalled_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + timeouts.header)),
+            timer_waker: None,
             pacing: AppliedPacing::default(),
             park_after: None,
             park_not_before: None,
@@ -415,14 +419,27 @@ impl ZeroCopyStream {
         // One timer serves reads and writes: arm it for the earlier deadline.
         if self.timer.deadline() > deadline || self.timer.is_elapsed() {
             self.timer.as_mut().reset(deadline);
+            self.timer_waker = None;
+        } else if self
+            .timer_waker
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            // Armed for this deadline or an earlier one, not fired, and already holding this
+            // task's waker: polling it again would only register the same waker. This is the
+            // case on every request of a keep-alive connection (the idle deadline only moves
+            // later), so it is worth the check.
+            return false;
         }
         if self.timer.as_mut().poll(cx).is_ready() {
             // An earlier, stale deadline fired: re-arm for this one so the waker stays set.
             self.timer.as_mut().reset(deadline);
             if self.timer.as_mut().poll(cx).is_ready() {
+                self.timer_waker = None;
                 return true;
             }
         }
+        self.timer_waker = Some(cx.waker().clone());
         false
     }
 
