@@ -98,25 +98,26 @@ impl Validators {
             .unwrap_or_default();
         // "{inode:x}-{len:x}-{secs:x}.{nanos:x}", written by hand: this runs on every request,
         // and `format!` costs several times the few bytes it writes.
-        let mut etag = String::with_capacity(56);
+        let mut etag = Vec::with_capacity(56);
         if let Some(inode) = inode {
             push_hex(&mut etag, inode);
-            etag.push('-');
+            etag.push(b'-');
         }
         push_hex(&mut etag, len);
-        etag.push('-');
+        etag.push(b'-');
         push_hex(&mut etag, since_epoch.as_secs());
-        etag.push('.');
+        etag.push(b'.');
         push_hex(&mut etag, u64::from(since_epoch.subsec_nanos()));
         Validators {
-            etag,
+            // Hex digits, '-' and '.': always UTF-8.
+            etag: String::from_utf8(etag).unwrap_or_default(),
             last_modified: modified.map(truncate_to_seconds),
         }
     }
 }
 
 /// Appends `value` in lower-case hex without leading zeros (as `{:x}` writes it).
-fn push_hex(out: &mut String, value: u64) {
+fn push_hex(out: &mut Vec<u8>, value: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 16];
     let mut at = buf.len();
@@ -129,9 +130,7 @@ fn push_hex(out: &mut String, value: u64) {
             break;
         }
     }
-    for &digit in &buf[at..] {
-        out.push(char::from(digit));
-    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// HTTP dates have one-second resolution; comparisons must use the same.

@@ -110,14 +110,31 @@ fn inode(_metadata: &std::fs::Metadata) -> u64 {
 /// `Content-Type` by file extension (mime_guess), with `charset=utf-8` for text types and the
 /// video types browsers expect. Unknown extensions are `application/octet-stream`.
 pub fn content_type_for(path: &Path) -> Cow<'static, str> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let extension = extension_bytes(path);
     if let Some((_, known)) = KNOWN_TYPES
         .iter()
-        .find(|(ext, _)| ext.eq_ignore_ascii_case(extension))
+        .find(|(ext, _)| ext.as_bytes().eq_ignore_ascii_case(extension))
     {
         return Cow::Borrowed(known);
     }
     Cow::Owned(guessed_content_type(path))
+}
+
+/// What [`Path::extension`] gives, as bytes (empty for none), read from the end of the bytes:
+/// `extension()` parses the path into components first, and this runs on every request.
+fn extension_bytes(path: &Path) -> &[u8] {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let bytes = bytes.strip_suffix(b"/").unwrap_or(bytes);
+    let name = match bytes.iter().rposition(|&b| b == b'/') {
+        Some(slash) => &bytes[slash + 1..],
+        None => bytes,
+    };
+    match name.iter().rposition(|&b| b == b'.') {
+        // A leading dot (`.profile`) starts a name, not an extension; `..` is no file.
+        Some(0) | None => b"",
+        Some(_) if name == b".." => b"",
+        Some(dot) => &name[dot + 1..],
+    }
 }
 
 /// The media types of the files a movie site is made of, without a lookup or an allocation per
@@ -178,6 +195,32 @@ mod tests {
                     "{extension}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn extension_bytes_are_what_path_extension_says() {
+        for path in [
+            "movie/big.mp4",
+            "a.MP4",
+            "a.en.vtt",
+            "noextension",
+            "dir/",
+            "dir.d/file",
+            ".hidden",
+            "dir/.hidden",
+            "a.",
+            "..",
+            "a/..",
+            "a.b/",
+            "/abs/x.tar.gz",
+            "x.mp4/",
+            "",
+        ] {
+            let expected = Path::new(path)
+                .extension()
+                .map_or(&b""[..], |e| e.as_encoded_bytes());
+            assert_eq!(extension_bytes(Path::new(path)), expected, "{path}");
         }
     }
 

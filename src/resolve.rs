@@ -176,10 +176,13 @@ pub fn locate(canonical_root: &Path, relative: &Path) -> Result<Located, PathErr
 
 /// Whether a path relative to the root has a segment starting with `.` (`.git`, `.env`):
 /// such files are never served, whether asked for or reached through a symlink.
+/// Read from the bytes, not through `components()` (which costs a parse per segment, and this
+/// runs on every request): a segment starts with `.` where the path does or where `/.` occurs.
+/// That also refuses a `.` segment inside the path, which `components()` would skip and
+/// [`decode_path`] never leaves.
 pub fn has_hidden_segment(relative: &Path) -> bool {
-    relative
-        .components()
-        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+    let bytes = relative.as_os_str().as_encoded_bytes();
+    bytes.starts_with(b".") || bytes.windows(2).any(|pair| pair == b"/.")
 }
 
 /// Whether the request path ended in a directory form (`dir/`, `dir/.`): see [`decode_path`].
@@ -561,6 +564,35 @@ mod tests {
                 Located::Directory(_) => Ok("directory"),
             }
         });
+    }
+
+    #[test]
+    fn hidden_segments_are_found_anywhere_and_only_at_a_segment_start() {
+        let by_components = |path: &Path| {
+            path.components()
+                .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+        };
+        for path in [
+            "",
+            ".git",
+            ".git/config",
+            "a/.env",
+            "a/b/.c",
+            "movie/big.mp4",
+            "a.b/c.d",
+            "a/b.",
+            "a..b/c",
+            "movie/",
+            ".",
+            "..",
+            "a/..b",
+            "a/b/c",
+        ] {
+            let path = Path::new(path);
+            assert_eq!(has_hidden_segment(path), by_components(path), "{path:?}");
+        }
+        // Never made by `decode_path`, and refused rather than skipped.
+        assert!(has_hidden_segment(Path::new("a/./b")));
     }
 
     #[cfg(unix)]
