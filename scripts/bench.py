@@ -321,6 +321,7 @@ EXPRESS_S2 = (
     "1,000,001 bytes per request instead of 1 MiB",
 )
 APT = "apt-get install {} (or scripts/bench.py --install-peers)"
+BARE_HYPER_SKIP = "a floor for small requests only: it reads whole files and ignores Range"
 
 PEERS = [
     # HTTPS needs no extra arguments (tls_argv=()): nginx_conf adds the ssl listener and the
@@ -345,6 +346,13 @@ PEERS = [
            tls_argv=("--http2", "--http2-tls-cert", "{cert}", "--http2-tls-key", "{key}"),
            install="CARGO_BUILD_JOBS=1 cargo install static-web-server "
                    "(or scripts/bench.py --install-peers)"),
+    # The floor for the per-request cost: a bare hyper server on the same runtime that opens,
+    # stats, reads and closes the file on each request (examples/bare_hyper.rs). It reads
+    # whole files into memory and knows no Range: small files only.
+    Server("bare-hyper", "bare_hyper", ("{tool}", "127.0.0.1:{port}", "{data}", "{workers}"),
+           install="cargo build --release --example bare_hyper (the driver does)",
+           holds_whole_response=True,
+           skip={s: BARE_HYPER_SKIP for s in ("S1", "S2", "S5", "ttfb")}),
     Server("node-readfile", "node", ("{tool}", "{scripts}/node/readfile.js", "{port}", "{file}"),
            install=APT.format("nodejs"), serves_one_file=True, holds_whole_response=True,
            skip={"S2": NODE_RANGE_SKIP, "S5": NODE_RANGE_SKIP}),
@@ -367,6 +375,9 @@ def find_tool(name: str) -> str | None:
     """An executable on PATH, in /usr/sbin (nginx), in the bench venv (caddy) or in ~/.cargo/bin."""
     if name == "reelserve":
         path = ROOT / "target" / "release" / "reelserve"
+        return str(path) if path.exists() else None
+    if name == "bare_hyper":
+        path = ROOT / "target" / "release" / "examples" / "bare_hyper"
         return str(path) if path.exists() else None
     extra = [VENV / "bin", Path.home() / ".cargo" / "bin", Path("/usr/sbin"), Path("/sbin")]
     return shutil.which(name) or shutil.which(name, path=os.pathsep.join(map(str, extra)))
@@ -1257,8 +1268,9 @@ def main() -> int:
         install_peers()
         return 0
     if not (args.no_build or args.list):
-        log("cargo build --release --bin reelserve")
-        if subprocess.run(["cargo", "build", "--release", "--bin", "reelserve"], cwd=ROOT,
+        log("cargo build --release --bin reelserve --example bare_hyper")
+        if subprocess.run(["cargo", "build", "--release", "--bin", "reelserve",
+                           "--example", "bare_hyper"], cwd=ROOT,
                           stdout=sys.stderr).returncode != 0:
             raise SystemExit("cargo build --release failed")
     binary = find_tool("reelserve")
