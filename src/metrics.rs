@@ -16,6 +16,10 @@
 //!
 //! The byte, connection and access-log figures are read from [`ServerStats`] at scrape time
 //! (the same counters as `/_reelserve/stats`); the rest are recorded here as requests finish.
+//! The two recorded on every response (`requests_total`, `time_to_first_byte_seconds`) are
+//! per-thread shards summed at scrape time, as [`ServerStats`]' counters are: prometheus-client's
+//! histogram takes a mutex per observation and its counter is one atomic, both shared by every
+//! worker, so each response would move their cache lines between cores.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,12 +33,11 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::body::ResponseBody;
 use crate::error::ServeError;
-use crate::stats::ServerStats;
+use crate::stats::{self, ServerStats};
 
 /// The path the metrics are served on (any other path is a 404).
 pub const METRICS_PATH: &str = "/metrics";
@@ -52,17 +55,17 @@ const TTFB_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-type Labels = [(&'static str, &'static str); 1];
+/// The status classes `requests_total` counts, in order.
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 type RefusalLabels = [(&'static str, &'static str); 2];
 
 /// The server's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// The request counter of each status class, `1xx` to `5xx`, looked up once: a family
-    /// lookup hashes its labels under a lock, on every response.
-    requests_by_class: [Counter; 5],
-    time_to_first_byte: Histogram,
+    /// What every response records (shared with the collector that encodes it).
+    responses: Arc<ResponseFigures>,
     cut_short: Counter,
     refusals: Family<RefusalLabels, Counter>,
 }
@@ -71,18 +74,10 @@ impl Metrics {
     /// Metrics for a server counting into `stats`.
     pub fn new(stats: Arc<ServerStats>) -> Metrics {
         let mut registry = Registry::with_prefix("reelserve");
-        let requests = Family::<Labels, Counter>::default();
-        registry.register(
-            "requests",
-            "Responses sent, by status class",
-            requests.clone(),
-        );
-        let time_to_first_byte = Histogram::new(TTFB_BUCKETS);
-        registry.register(
-            "time_to_first_byte_seconds",
-            "Seconds from a parsed request head to its response head being ready to send",
-            time_to_first_byte.clone(),
-        );
+        let responses = Arc::new(ResponseFigures::default());
+        registry.register_collector(Box::new(ResponseCollector {
+            responses: Arc::clone(&responses),
+        }));
         let cut_short = Counter::default();
         registry.register(
             "responses_cut_short",
@@ -96,12 +91,9 @@ impl Metrics {
             refusals.clone(),
         );
         registry.register_collector(Box::new(StatsCollector { stats }));
-        let requests_by_class = ["1xx", "2xx", "3xx", "4xx", "5xx"]
-            .map(|class| requests.get_or_create(&[("class", class)]).clone());
         Metrics {
             registry,
-            requests_by_class,
-            time_to_first_byte,
+            responses,
             cut_short,
             refusals,
         }
@@ -110,9 +102,18 @@ impl Metrics {
     /// A response head is ready: counts its status class and its time to first byte.
     pub fn response(&self, status: StatusCode, time_to_first_byte: Duration) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.requests_by_class[class].inc();
-        self.time_to_first_byte
-            .observe(time_to_first_byte.as_secs_f64());
+        let figures = &self.responses;
+        figures.by_class[class].add(1);
+        let seconds = time_to_first_byte.as_secs_f64();
+        // The first bucket whose bound is not below the time; the last one is +Inf.
+        let bucket = TTFB_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(TTFB_BUCKETS.len());
+        figures.ttfb_buckets[bucket].add(1);
+        figures
+            .ttfb_nanos
+            .add(u64::try_from(time_to_first_byte.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// A response body ended before all of it was sent.
@@ -194,6 +195,60 @@ pub fn access_log_counts() -> (u64, u64) {
 }
 
 /// Reads [`ServerStats`] at scrape time.
+/// `requests_total` and `time_to_first_byte_seconds`, in per-thread shards (see the module
+/// documentation).
+#[derive(Debug, Default)]
+struct ResponseFigures {
+    /// Responses of each of [`STATUS_CLASSES`].
+    by_class: [stats::Counter; 5],
+    /// Times to first byte in each of [`TTFB_BUCKETS`] (not cumulative), then beyond the last.
+    ttfb_buckets: [stats::Counter; TTFB_BUCKETS.len() + 1],
+    /// The sum of the times to first byte, in nanoseconds (585 years fit).
+    ttfb_nanos: stats::Counter,
+}
+
+/// Encodes [`ResponseFigures`] at scrape time.
+#[derive(Debug)]
+struct ResponseCollector {
+    responses: Arc<ResponseFigures>,
+}
+
+impl Collector for ResponseCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let figures = &self.responses;
+        {
+            let mut family = encoder.encode_descriptor(
+                "requests",
+                "Responses sent, by status class",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (class, counter) in STATUS_CLASSES.iter().zip(&figures.by_class) {
+                let labels = [("class", *class)];
+                ConstCounter::new(counter.get()).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut buckets = [(f64::INFINITY, 0u64); TTFB_BUCKETS.len() + 1];
+        for ((bucket, bound), counter) in buckets
+            .iter_mut()
+            .zip(TTFB_BUCKETS.iter().chain([&f64::INFINITY]))
+            .zip(&figures.ttfb_buckets)
+        {
+            *bucket = (*bound, counter.get());
+        }
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = Duration::from_nanos(figures.ttfb_nanos.get()).as_secs_f64();
+        encoder
+            .encode_descriptor(
+                "time_to_first_byte_seconds",
+                "Seconds from a parsed request head to its response head being ready to send",
+                None,
+                prometheus_client::metrics::MetricType::Histogram,
+            )?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
 #[derive(Debug)]
 struct StatsCollector {
     stats: Arc<ServerStats>,
@@ -341,6 +396,14 @@ mod tests {
             "reelserve_open_connections 0",
             "reelserve_access_log_dropped_total 0",
             "reelserve_time_to_first_byte_seconds_count 2",
+            "reelserve_time_to_first_byte_seconds_sum 0.004",
+            // Cumulative: the 1 ms response is in every bucket from 1 ms, the 3 ms one from 5.
+            "reelserve_time_to_first_byte_seconds_bucket{le=\"0.0005\"} 0",
+            "reelserve_time_to_first_byte_seconds_bucket{le=\"0.001\"} 1",
+            "reelserve_time_to_first_byte_seconds_bucket{le=\"0.0025\"} 1",
+            "reelserve_time_to_first_byte_seconds_bucket{le=\"0.005\"} 2",
+            "reelserve_time_to_first_byte_seconds_bucket{le=\"+Inf\"} 2",
+            "reelserve_requests_total{class=\"5xx\"} 0",
         ] {
             assert!(text.contains(line), "no {line:?} in\n{text}");
         }
