@@ -17,7 +17,7 @@ use crate::conditional::MethodKind;
 use crate::error::ServeError;
 use crate::plan::Plan;
 use crate::representation::{Content, Representation};
-use crate::stats::ServerStats;
+use crate::stats::{ConnectionStats, ServerStats};
 
 /// How one connection produces file bytes: fixed when the connection is accepted.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct FileSending {
     /// The connection's mapped regions, for the zero-copy writer.
     pub registry: Arc<MappedRegistry>,
     /// The server's counters.
-    pub stats: Arc<ServerStats>,
+    pub stats: Arc<ConnectionStats>,
     /// The connection's share of the buffer budget (strategies that fill buffers).
     pub budget: Option<BufferBudget>,
 }

@@ -26,7 +26,7 @@ use crate::render::{self, FileSending};
 use crate::representation::{Content, Representation};
 use crate::route::{self, Resource};
 use crate::state::ServerState;
-use crate::stats::ServerStats;
+use crate::stats::{ConnectionStats, ServerStats};
 use crate::zero_copy::ConnShared;
 
 /// The service for one connection: hyper clones it for every request, so it is one `Arc`.
@@ -54,7 +54,7 @@ impl ConnService {
         let sending = FileSending {
             strategy,
             registry: Arc::clone(&conn.registry),
-            stats: Arc::clone(&state.stats),
+            stats: ConnectionStats::new(Arc::clone(&state.stats)),
             budget: strategy
                 .buffer_size()
                 .map(|chunk| BufferBudget::for_connection(&state.buffer_budget, chunk)),
@@ -90,7 +90,7 @@ impl Connection {
         async move { Ok(self.exchange(&request).await) }
     }
 
-    async fn exchange<B>(&self, request: &Request<B>) -> Response<ResponseBody> {
+    async fn exchange<B>(self: &Arc<Self>, request: &Request<B>) -> Response<ResponseBody> {
         let started = Instant::now();
         // Held until the response body is over; dropped with this future if the client gives
         // up first (an HTTP/2 RST_STREAM while the handler awaits), so the connection's idle
@@ -125,13 +125,15 @@ impl Connection {
         // The access log line is written when the body is done (or abandoned), so it can say
         // how many bytes went out and whether the response completed.
         let status = response.status().as_u16();
-        let metrics = Arc::clone(&self.state.metrics);
+        // The connection, not the server's metrics: its reference count is its own, where the
+        // server's is bumped from every core (see `stats::ConnectionStats`).
+        let connection = Arc::clone(self);
         response
             .body_mut()
             .on_finished(Box::new(move |bytes, complete| {
                 drop(in_flight);
                 if !complete {
-                    metrics.cut_short();
+                    connection.state.metrics.cut_short();
                 }
                 if let Some(access) = access {
                     access.record(status, bytes, complete, started.elapsed());

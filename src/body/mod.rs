@@ -39,7 +39,7 @@ pub use budget::{BufferBudget, BufferPermit, ServerBudget};
 pub use mapped::{FileKey, FileSpan, MappedChunk, MappedRegistry};
 
 use crate::pacing::Pacer;
-use crate::stats::ServerStats;
+use crate::stats::{ConnectionStats, ServerStats};
 
 /// A piece of a response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,7 +358,7 @@ impl Drop for ResponseProgress {
 pub struct ResponseBody {
     segments: VecDeque<Segment>,
     file: Option<FileSource>,
-    stats: Option<Arc<ServerStats>>,
+    stats: Option<Arc<ConnectionStats>>,
     /// A chunk being read on the blocking pool, with the budget reserved for it.
     pending_read: Option<(JoinHandle<io::Result<Bytes>>, Option<BufferPermit>)>,
     /// A buffer reservation waiting for budget.
@@ -397,7 +397,7 @@ impl ResponseBody {
     pub fn from_segments(
         segments: VecDeque<Segment>,
         file: Option<FileSource>,
-        stats: Option<Arc<ServerStats>>,
+        stats: Option<Arc<ConnectionStats>>,
     ) -> ResponseBody {
         let remaining = segments.iter().map(Segment::len).sum();
         ResponseBody {
