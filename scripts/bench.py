@@ -241,8 +241,9 @@ def reelserve_servers(modes: list[str]) -> list[Server]:
     rows += [
         # Its default: the access log on, written to stderr, which the driver sends to a file.
         reelserve(f"reelserve-{default}-log", "--mode", default, baseline="nginx-log"),
-        reelserve(f"reelserve-{default}-per-core", "--mode", default, "--per-core",
-                  *ACCESS_LOG_OFF),
+        # The default scheduler is per-core event loops; this row is the other one.
+        reelserve(f"reelserve-{default}-work-stealing", "--mode", default,
+                  "--scheduler", "work-stealing", *ACCESS_LOG_OFF),
         # Descriptors kept for 60 s, against nginx with open_file_cache.
         reelserve(f"reelserve-{default}-ofc", "--mode", default, "--open-file-cache", "60",
                   *ACCESS_LOG_OFF, baseline="nginx-ofc"),

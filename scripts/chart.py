@@ -31,7 +31,7 @@ COLORS = {
     "reelserve-chunked": "#2ca089",
     "reelserve-read-all": "#8e5bb5",
     "reelserve-sendfile-log": "#6f8fbf",
-    "reelserve-sendfile-per-core": "#0b2f66",
+    "reelserve-sendfile-work-stealing": "#0b2f66",
     "nginx": "#555555",
     "nginx-log": "#999999",
     "caddy": "#1f9e4a",

@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::admission::{Admission, Admitted, ConnectionSlot};
 use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
 use crate::client_limit::ClientLimiter;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, SchedulerKind};
 use crate::cors::CorsPolicy;
 use crate::library::MovieIndex;
 use crate::metrics::{self, Metrics};
@@ -151,10 +151,10 @@ pub struct Server {
 /// How connections are spread over threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scheduler {
-    /// One tokio multi-thread runtime and one listener (the default): idle threads steal ready
+    /// `--scheduler work-stealing`: one tokio multi-thread runtime; idle threads steal ready
     /// tasks, so a few busy connections still use every core.
     WorkStealing(usize),
-    /// `--per-core`: one single-threaded event loop per thread, as nginx runs one worker per
+    /// `--scheduler per-core` (the default on Unix): one single-threaded event loop per thread, as nginx runs one worker per
     /// core: once placed, a connection lives on one thread, with no cross-thread wake-ups (its
     /// hand-off from the accepting loop is one). The first loop accepts and hands each
     /// connection to the loop serving the fewest (the actix and ntex model), so four downloads
@@ -199,7 +199,7 @@ impl Server {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let scheduler = if config.per_core && cfg!(unix) {
+        let scheduler = if config.scheduler() == SchedulerKind::PerCore && cfg!(unix) {
             Scheduler::PerCore(threads)
         } else {
             Scheduler::WorkStealing(threads)

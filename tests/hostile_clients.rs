@@ -316,10 +316,10 @@ fn at_the_connection_limit_silent_connections_make_room_for_new_clients() {
     assert!(server.stats()["idle_connections_evicted"] >= 1);
 }
 
-/// Item 14: with `--per-core`, a connection lives on one of several loops, and room must be
-/// made wherever an idle connection is. Round after round, a silent connection takes the only
-/// slot and a new client must make room for itself by closing it; ties between the loops are
-/// taken in turn, so over eight rounds silent connections on both loops are closed for
+/// Item 14: with per-core loops (the default scheduler), a connection lives on one of several
+/// loops, and room must be made wherever an idle connection is. Round after round, a silent
+/// connection takes the only slot and a new client must make room for itself by closing it;
+/// ties between the loops are taken in turn, so over eight rounds silent connections on both loops are closed for
 /// clients placed on either. (When each loop had its own listener and its own table of idle
 /// connections, a round in which the two met on different loops waited for the header
 /// timeout.)
@@ -330,7 +330,8 @@ fn per_core_loops_share_their_slots_and_make_room_across_loops() {
     let server = TestServer::start(
         root.path(),
         &[
-            "--per-core",
+            "--scheduler",
+            "per-core",
             "--workers",
             "2",
             "--max-connections",
@@ -369,7 +370,14 @@ fn per_core_loops_admit_up_to_the_whole_connection_limit() {
     root.file("a.txt", b"hello");
     let server = TestServer::start(
         root.path(),
-        &["--per-core", "--workers", "2", "--max-connections", "8"],
+        &[
+            "--scheduler",
+            "per-core",
+            "--workers",
+            "2",
+            "--max-connections",
+            "8",
+        ],
     );
     let request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut clients: Vec<_> = (0..8).map(|_| connect(server.addr)).collect();

@@ -377,23 +377,25 @@ fn a_fast_download_does_not_starve_other_clients_on_one_worker() {
     );
 }
 
-/// The alternative scheduler (`--per-core`: one event loop per thread, each connection handed
-/// to the least busy) serves the same bytes and shuts down the same way as the default
-/// work-stealing pool.
+/// Both schedulers — the default per-core event loops (each connection handed to the least
+/// busy loop) and the work-stealing pool — serve the same bytes and shut down the same way;
+/// `--per-core`, the flag from before per-core was the default, still selects it.
 #[test]
-fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
+fn both_schedulers_serve_and_shut_down_alike() {
     let (root, content) = root_with_movie();
     for args in [
-        &["--per-core"][..],
-        &["--per-core", "--workers", "3"][..],
         &[][..],
+        &["--workers", "3"][..],
+        &["--scheduler", "work-stealing"][..],
+        &["--scheduler", "work-stealing", "--workers", "3"][..],
+        &["--per-core"][..],
     ] {
         let mut server = TestServer::start(root.path(), args);
         // A second server must not share the port silently.
         let second = std::process::Command::new(env!("CARGO_BIN_EXE_reelserve"))
             .arg("--root")
             .arg(root.path())
-            .args(["--per-core", "--addr", &server.addr.to_string()])
+            .args(["--addr", &server.addr.to_string()])
             .output()
             .unwrap();
         assert_eq!(
@@ -414,7 +416,7 @@ fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
     }
 }
 
-/// `--per-core` hands each new connection to the loop serving the fewest: two connections
+/// The default scheduler hands each new connection to the loop serving the fewest: two connections
 /// open at once are on two loops, whatever a kernel hash would have done (with one listener
 /// per loop, both landed on the same loop half the time), and each is served there. The
 /// server logs each placement at debug level.
@@ -422,7 +424,7 @@ fn per_core_event_loops_serve_and_shut_down_like_the_default_pool() {
 fn per_core_hands_each_connection_to_the_least_busy_loop() {
     let root = TestRoot::new();
     root.file("a.txt", b"hello");
-    let server = TestServer::start(root.path(), &["--per-core", "--workers", "2"]);
+    let server = TestServer::start(root.path(), &["--workers", "2"]);
     let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
     for client in &mut clients {
         client
