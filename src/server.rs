@@ -163,6 +163,21 @@ enum Scheduler {
     PerCore(usize),
 }
 
+/// The start-up line saying how connections are spread.
+impl std::fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scheduler::WorkStealing(threads) => {
+                write!(f, "scheduler: work-stealing, one pool of {threads} workers")
+            }
+            Scheduler::PerCore(threads) => write!(
+                f,
+                "scheduler: per-core, {threads} event loops, each connection on the one serving the fewest"
+            ),
+        }
+    }
+}
+
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
@@ -219,6 +234,7 @@ impl Server {
             "{}",
             body_strategies(mode, config.chunk_size as usize, tls.is_some())
         );
+        tracing::info!("{scheduler}");
         let stats = Arc::new(ServerStats::default());
         Ok(Server {
             listener,

@@ -383,14 +383,32 @@ fn a_fast_download_does_not_starve_other_clients_on_one_worker() {
 #[test]
 fn both_schedulers_serve_and_shut_down_alike() {
     let (root, content) = root_with_movie();
-    for args in [
-        &[][..],
-        &["--workers", "3"][..],
-        &["--scheduler", "work-stealing"][..],
-        &["--scheduler", "work-stealing", "--workers", "3"][..],
-        &["--per-core"][..],
+    for (args, says) in [
+        (
+            &["--workers", "2"][..],
+            "scheduler: per-core, 2 event loops",
+        ),
+        (
+            &["--workers", "3"][..],
+            "scheduler: per-core, 3 event loops",
+        ),
+        (
+            &["--scheduler", "work-stealing", "--workers", "2"][..],
+            "scheduler: work-stealing, one pool of 2 workers",
+        ),
+        (
+            &["--scheduler", "work-stealing", "--workers", "3"][..],
+            "scheduler: work-stealing, one pool of 3 workers",
+        ),
+        (
+            &["--per-core", "--workers", "2"][..],
+            "scheduler: per-core, 2 event loops",
+        ),
     ] {
         let mut server = TestServer::start(root.path(), args);
+        // The start-up log says which scheduler runs (the default is per-core).
+        let log = server.wait_log(|log| log.contains(says));
+        assert!(log.contains(says), "{args:?}: no {says:?} in\n{log}");
         // A second server must not share the port silently.
         let second = std::process::Command::new(env!("CARGO_BIN_EXE_reelserve"))
             .arg("--root")
