@@ -216,18 +216,14 @@ struct ResponseCollector {
 impl Collector for ResponseCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let figures = &self.responses;
-        {
-            let mut family = encoder.encode_descriptor(
-                "requests",
-                "Responses sent, by status class",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (class, counter) in STATUS_CLASSES.iter().zip(&figures.by_class) {
-                let labels = [("class", *class)];
-                ConstCounter::new(counter.get()).encode(family.encode_family(&labels)?)?;
-            }
-        }
+        encode_counter_family(
+            &mut encoder,
+            ("requests", "Responses sent, by status class"),
+            "class",
+            STATUS_CLASSES
+                .into_iter()
+                .zip(figures.by_class.iter().map(stats::Counter::get)),
+        )?;
         let mut buckets = [(f64::INFINITY, 0u64); TTFB_BUCKETS.len() + 1];
         for ((bucket, bound), counter) in buckets
             .iter_mut()
@@ -249,6 +245,26 @@ impl Collector for ResponseCollector {
     }
 }
 
+/// A counter family with one label, `label`, whose values and counts are `counts`, under
+/// `name` and `help`.
+fn encode_counter_family(
+    encoder: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    label: &'static str,
+    counts: impl IntoIterator<Item = (&'static str, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (value, count) in counts {
+        ConstCounter::new(count).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 struct StatsCollector {
     stats: Arc<ServerStats>,
@@ -258,23 +274,20 @@ impl Collector for StatsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let get = |counter: &crate::stats::Counter| counter.get();
         let stats = &self.stats;
-        {
-            let mut family = encoder.encode_descriptor(
+        encode_counter_family(
+            &mut encoder,
+            (
                 "file_bytes",
                 "File bytes sent, by the path they took: sendfile(2), writev from a memory map, \
                  or copied through user-space buffers",
-                None,
-                prometheus_client::metrics::MetricType::Counter,
-            )?;
-            for (path, bytes) in [
+            ),
+            "path",
+            [
                 ("sendfile", get(&stats.bytes_sendfile)),
                 ("writev_mapped", get(&stats.bytes_writev_mapped)),
                 ("copied", get(&stats.bytes_copied)),
-            ] {
-                let labels = [("path", path)];
-                ConstCounter::new(bytes).encode(family.encode_family(&labels)?)?;
-            }
-        }
+            ],
+        )?;
         let counter = ConstCounter::new(get(&stats.bytes_sent));
         counter.encode(encoder.encode_descriptor(
             "bytes_sent",
