@@ -329,7 +329,7 @@ fn each_field(
     mut field: impl FnMut(&str, FieldValue<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut client = Scratch::default();
-    push_socket_addr(&mut client, r.client);
+    push_socket_addr(&mut client, r.client)?;
     field("client", FieldValue::Token(client.as_bytes()))?;
     field("method", FieldValue::Text(r.method.as_bytes()))?;
     field("path", FieldValue::Text(r.path.as_bytes()))?;
@@ -338,10 +338,10 @@ fn each_field(
         FieldValue::Token(version_name(r.version).as_bytes()),
     )?;
     let mut number = Scratch::default();
-    push_decimal(&mut number, u64::from(r.status), 1);
+    push_decimal(&mut number, u64::from(r.status), 1)?;
     field("status", FieldValue::Number(number.as_bytes()))?;
     let mut number = Scratch::default();
-    push_decimal(&mut number, r.bytes, 1);
+    push_decimal(&mut number, r.bytes, 1)?;
     field("bytes", FieldValue::Number(number.as_bytes()))?;
     let complete: &[u8] = if r.complete { b"true" } else { b"false" };
     field("complete", FieldValue::Number(complete))?;
@@ -349,9 +349,9 @@ fn each_field(
     let micros = (r.elapsed.as_nanos() + 500) / 1000;
     let micros = u64::try_from(micros).unwrap_or(u64::MAX);
     let mut number = Scratch::default();
-    push_decimal(&mut number, micros / 1000, 1);
+    push_decimal(&mut number, micros / 1000, 1)?;
     number.push(b'.');
-    push_decimal(&mut number, micros % 1000, 3);
+    push_decimal(&mut number, micros % 1000, 3)?;
     field("ms", FieldValue::Number(number.as_bytes()))?;
     for (name, value) in [
         ("range", r.range),
@@ -435,19 +435,19 @@ fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) -> io::Result<()> {
     let secs = since_epoch.as_secs();
     let (days, of_day) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days);
-    push_decimal(out, year, 4);
+    push_decimal(out, year, 4)?;
     out.push(b'-');
-    push_decimal(out, month, 2);
+    push_decimal(out, month, 2)?;
     out.push(b'-');
-    push_decimal(out, day, 2);
+    push_decimal(out, day, 2)?;
     out.push(b'T');
-    push_decimal(out, of_day / 3600, 2);
+    push_decimal(out, of_day / 3600, 2)?;
     out.push(b':');
-    push_decimal(out, of_day / 60 % 60, 2);
+    push_decimal(out, of_day / 60 % 60, 2)?;
     out.push(b':');
-    push_decimal(out, of_day % 60, 2);
+    push_decimal(out, of_day % 60, 2)?;
     out.push(b'.');
-    push_decimal(out, u64::from(since_epoch.subsec_micros()), 6);
+    push_decimal(out, u64::from(since_epoch.subsec_micros()), 6)?;
     out.push(b'Z');
     Ok(())
 }
@@ -481,28 +481,11 @@ impl Scratch {
     }
 }
 
-/// Where [`push_decimal`] writes: a line or a scratch buffer.
-trait PushBytes {
-    fn push_bytes(&mut self, bytes: &[u8]);
-}
-
-impl PushBytes for Vec<u8> {
-    fn push_bytes(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl PushBytes for Scratch {
-    fn push_bytes(&mut self, bytes: &[u8]) {
+impl std::io::Write for Scratch {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         for &byte in bytes {
             self.push(byte);
         }
-    }
-}
-
-impl std::io::Write for Scratch {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.push_bytes(bytes);
         Ok(bytes.len())
     }
 
@@ -511,8 +494,9 @@ impl std::io::Write for Scratch {
     }
 }
 
-/// Appends `value` in decimal, zero-padded to at least `width` digits (at most 20).
-fn push_decimal(out: &mut impl PushBytes, value: u64, width: usize) {
+/// Appends `value` in decimal, zero-padded to at least `width` digits (at most 20), to a line
+/// or a [`Scratch`] (neither write can fail).
+fn push_decimal(out: &mut impl Write, value: u64, width: usize) -> io::Result<()> {
     let mut digits = [b'0'; 20];
     let mut at = digits.len();
     let mut rest = value;
@@ -525,28 +509,24 @@ fn push_decimal(out: &mut impl PushBytes, value: u64, width: usize) {
         }
     }
     let start = at.min(digits.len().saturating_sub(width));
-    out.push_bytes(&digits[start..]);
+    out.write_all(&digits[start..])
 }
 
 /// `192.0.2.7:50123`, `[2001:db8::1]:443`: what `SocketAddr`'s `Display` writes. IPv4 by hand;
 /// IPv6, with its zero-run compression, through `Display`.
-fn push_socket_addr(out: &mut Scratch, addr: std::net::SocketAddr) {
+fn push_socket_addr(out: &mut Scratch, addr: std::net::SocketAddr) -> io::Result<()> {
     match addr {
         std::net::SocketAddr::V4(v4) => {
             for (index, octet) in v4.ip().octets().into_iter().enumerate() {
                 if index > 0 {
                     out.push(b'.');
                 }
-                push_decimal(out, u64::from(octet), 1);
+                push_decimal(out, u64::from(octet), 1)?;
             }
             out.push(b':');
-            push_decimal(out, u64::from(v4.port()), 1);
+            push_decimal(out, u64::from(v4.port()), 1)
         }
-        std::net::SocketAddr::V6(v6) => {
-            use std::io::Write as _;
-            // Writing into a Scratch cannot fail.
-            let _ = write!(out, "{v6}");
-        }
+        std::net::SocketAddr::V6(v6) => write!(out, "{v6}"),
     }
 }
 
@@ -575,7 +555,7 @@ mod tests {
         for value in [0u64, 7, 10, 99, 100, 65_535, 1 << 40, u64::MAX] {
             for width in [1, 2, 3, 4, 6] {
                 let mut out = Vec::new();
-                push_decimal(&mut out, value, width);
+                push_decimal(&mut out, value, width).unwrap();
                 assert_eq!(out, format!("{value:0width$}").into_bytes());
             }
         }
@@ -589,7 +569,7 @@ mod tests {
         ] {
             let addr: std::net::SocketAddr = addr.parse().unwrap();
             let mut out = Scratch::default();
-            push_socket_addr(&mut out, addr);
+            push_socket_addr(&mut out, addr).unwrap();
             assert_eq!(out.as_bytes(), addr.to_string().as_bytes());
         }
         for secs in [0u64, 951_782_400, 1_764_547_200, 253_402_300_799] {
