@@ -78,15 +78,13 @@ pub fn plan(
     let asks_for_part = request
         .keys()
         .any(|name| name == header::RANGE || PRECONDITIONS.contains(name));
-    let joined = if asks_for_part {
-        PRECONDITIONS.map(|name| joined_header(request, &name))
+    let (joined, range_header) = if asks_for_part {
+        (
+            PRECONDITIONS.map(|name| joined_header(request, &name)),
+            request.get(header::RANGE),
+        )
     } else {
         Default::default()
-    };
-    let range_header = if asks_for_part {
-        request.get(header::RANGE)
-    } else {
-        None
     };
     let preconditions = RequestPreconditions {
         if_match: joined[0].as_deref(),

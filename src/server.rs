@@ -154,12 +154,12 @@ enum Scheduler {
     /// `--scheduler work-stealing`: one tokio multi-thread runtime; idle threads steal ready
     /// tasks, so a few busy connections still use every core.
     WorkStealing(usize),
-    /// `--scheduler per-core` (the default on Unix): one single-threaded event loop per thread, as nginx runs one worker per
-    /// core: once placed, a connection lives on one thread, with no cross-thread wake-ups (its
-    /// hand-off from the accepting loop is one). The first loop accepts and hands each
-    /// connection to the loop serving the fewest (the actix and ntex model), so four downloads
-    /// on two loops are two and two, which a kernel hash (SO_REUSEPORT) does not promise; a
-    /// loop still cannot hand work to an idle one later.
+    /// `--scheduler per-core` (the default on Unix): one single-threaded event loop per thread,
+    /// as nginx runs one worker per core: once placed, a connection lives on one thread, with no
+    /// cross-thread wake-ups (its hand-off from the accepting loop is one). The first loop
+    /// accepts and hands each connection to the loop serving the fewest (the actix and ntex
+    /// model), so four downloads on two loops are two and two, which a kernel hash
+    /// (SO_REUSEPORT) does not promise; a loop still cannot hand work to an idle one later.
     PerCore(usize),
 }
 
