@@ -37,10 +37,10 @@ pub struct RequestPreconditions<'a> {
 }
 
 /// The validators the server sends for a representation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validators {
     /// The strong entity-tag's opaque part, without quotes (we only generate strong tags).
-    pub etag: String,
+    pub etag: OpaqueTag,
     /// Last modification time, already truncated to whole seconds (HTTP-date resolution).
     pub last_modified: Option<SystemTime>,
 }
@@ -72,12 +72,106 @@ pub enum Precondition {
     PreconditionFailed,
 }
 
+/// An entity-tag's opaque part (RFC 9110 §8.8.3), held inline: a file's tag is built on every
+/// request, and copying 64 bytes costs less than allocating, filling and freeing a `String`.
+/// Holds at most [`OpaqueTag::CAPACITY`] bytes of `etagc` characters (printable ASCII but `"`),
+/// which is what every tag this server makes needs and all it may contain.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OpaqueTag {
+    len: u8,
+    bytes: [u8; OpaqueTag::CAPACITY],
+}
+
+impl OpaqueTag {
+    /// Room for the longest tag [`Validators::from_file_identity`] writes: three 64-bit and one
+    /// 32-bit number in hex with their three separators (16 + 1 + 16 + 1 + 16 + 1 + 8 = 59).
+    pub const CAPACITY: usize = 63;
+
+    /// The empty tag, to push onto.
+    pub const EMPTY: OpaqueTag = OpaqueTag {
+        len: 0,
+        bytes: [0; OpaqueTag::CAPACITY],
+    };
+
+    /// `text` as a tag, or `None` if it is too long or holds a byte an entity-tag may not.
+    pub fn new(text: &str) -> Option<OpaqueTag> {
+        let mut tag = OpaqueTag::EMPTY;
+        for &byte in text.as_bytes() {
+            if !is_etagc(byte) || !tag.push(byte) {
+                return None;
+            }
+        }
+        Some(tag)
+    }
+
+    /// The tag's text.
+    pub fn as_str(&self) -> &str {
+        // Only `etagc` bytes, all ASCII, are ever pushed: this never falls back.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Appends `byte`; false (and nothing appended) when the tag is full.
+    fn push(&mut self, byte: u8) -> bool {
+        match self.bytes.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = byte;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Appends `value` in lower-case hex without leading zeros (as `{:x}` writes it); nothing
+    /// if it does not fit.
+    fn push_hex(&mut self, value: u64) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = (64 - value.leading_zeros()).div_ceil(4).max(1) as usize;
+        let start = usize::from(self.len);
+        if let Some(out) = self.bytes.get_mut(start..start + digits) {
+            for (slot, shift) in out.iter_mut().zip((0..digits).rev()) {
+                *slot = DIGITS[((value >> (shift * 4)) & 0xf) as usize];
+            }
+            self.len += digits as u8;
+        }
+    }
+}
+
+impl std::fmt::Debug for OpaqueTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for OpaqueTag {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<OpaqueTag> for &str {
+    fn eq(&self, other: &OpaqueTag) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+/// `etagc` (RFC 9110 §8.8.3): `!` or `#` to `~` but not DEL, or obs-text, which this server
+/// never makes, so a tag stays ASCII.
+fn is_etagc(byte: u8) -> bool {
+    byte == 0x21 || (0x23..0x7f).contains(&byte)
+}
+
 impl Validators {
     /// The `ETag` header value: a strong entity-tag (§8.8.3).
     pub fn etag_header(&self) -> String {
-        let mut quoted = String::with_capacity(self.etag.len() + 2);
+        let tag = self.etag.as_str();
+        let mut quoted = String::with_capacity(tag.len() + 2);
         quoted.push('"');
-        quoted.push_str(&self.etag);
+        quoted.push_str(tag);
         quoted.push('"');
         quoted
     }
@@ -97,40 +191,23 @@ impl Validators {
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .unwrap_or_default();
         // "{inode:x}-{len:x}-{secs:x}.{nanos:x}", written by hand: this runs on every request,
-        // and `format!` costs several times the few bytes it writes.
-        let mut etag = Vec::with_capacity(56);
+        // and `format!` costs several times the few bytes it writes. It always fits: see
+        // `OpaqueTag::CAPACITY`.
+        let mut etag = OpaqueTag::EMPTY;
         if let Some(inode) = inode {
-            push_hex(&mut etag, inode);
+            etag.push_hex(inode);
             etag.push(b'-');
         }
-        push_hex(&mut etag, len);
+        etag.push_hex(len);
         etag.push(b'-');
-        push_hex(&mut etag, since_epoch.as_secs());
+        etag.push_hex(since_epoch.as_secs());
         etag.push(b'.');
-        push_hex(&mut etag, u64::from(since_epoch.subsec_nanos()));
+        etag.push_hex(u64::from(since_epoch.subsec_nanos()));
         Validators {
-            // Hex digits, '-' and '.': always UTF-8.
-            etag: String::from_utf8(etag).unwrap_or_default(),
+            etag,
             last_modified: modified.map(truncate_to_seconds),
         }
     }
-}
-
-/// Appends `value` in lower-case hex without leading zeros (as `{:x}` writes it).
-fn push_hex(out: &mut Vec<u8>, value: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
-    let mut at = buf.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        buf[at] = DIGITS[(rest & 0xf) as usize];
-        rest >>= 4;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[at..]);
 }
 
 /// HTTP dates have one-second resolution; comparisons must use the same.
@@ -294,7 +371,7 @@ mod tests {
 
     fn validators() -> Validators {
         Validators {
-            etag: "abc-123".to_string(),
+            etag: OpaqueTag::new("abc-123").unwrap(),
             last_modified: Some(httpdate::parse_http_date(LAST_MODIFIED).unwrap()),
         }
     }
@@ -423,7 +500,7 @@ mod tests {
     #[test]
     fn without_last_modified_date_conditions_never_fire() {
         let validators = Validators {
-            etag: "t".into(),
+            etag: OpaqueTag::new("t").unwrap(),
             last_modified: None,
         };
         let request = RequestPreconditions {
@@ -460,6 +537,37 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
         );
         assert!(base.etag_header().starts_with('"') && base.etag_header().ends_with('"'));
+    }
+
+    #[test]
+    fn the_longest_file_tag_fits_whole() {
+        let latest = (0..64)
+            .rev()
+            .find_map(|bits| UNIX_EPOCH.checked_add(Duration::new((1 << bits) - 1, 999_999_999)))
+            .unwrap();
+        let since = latest.duration_since(UNIX_EPOCH).unwrap();
+        let validators = Validators::from_file_identity(Some(u64::MAX), u64::MAX, Some(latest));
+        let expected = format!(
+            "{:x}-{:x}-{:x}.{:x}",
+            u64::MAX,
+            u64::MAX,
+            since.as_secs(),
+            since.subsec_nanos()
+        );
+        assert_eq!(validators.etag.as_str(), expected);
+        assert!(expected.len() <= OpaqueTag::CAPACITY);
+    }
+
+    #[test]
+    fn an_opaque_tag_holds_only_etagc_and_only_so_much() {
+        assert_eq!(OpaqueTag::new("abc-1.2").unwrap().as_str(), "abc-1.2");
+        assert_eq!(OpaqueTag::new("").unwrap().as_str(), "");
+        for bad in ["a\"b", "a b", "tab\t", "é", "del\u{7f}"] {
+            assert!(OpaqueTag::new(bad).is_none(), "{bad:?}");
+        }
+        let full = "x".repeat(OpaqueTag::CAPACITY);
+        assert_eq!(OpaqueTag::new(&full).unwrap().as_str(), full);
+        assert!(OpaqueTag::new(&format!("{full}x")).is_none());
     }
 
     #[test]
@@ -502,7 +610,7 @@ mod tests {
                 None => format!("{len:x}-{secs:x}.{nanos:x}"),
             };
             let validators = Validators::from_file_identity(inode, len, Some(modified));
-            prop_assert_eq!(validators.etag, expected);
+            prop_assert_eq!(validators.etag.as_str(), expected.as_str());
         }
     }
 

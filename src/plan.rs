@@ -17,7 +17,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
 use crate::body::Segment;
-use crate::conditional::{self, MethodKind, Precondition, RequestPreconditions, Validators};
+use crate::conditional::{
+    self, MethodKind, OpaqueTag, Precondition, RequestPreconditions, Validators,
+};
 use crate::error::ServeError;
 use crate::range::{self, ByteRange, Resolved};
 use crate::representation::Representation;
@@ -101,7 +103,7 @@ pub fn plan(
         &representation.validators
     } else {
         clamped_copy = Validators {
-            etag: representation.validators.etag.clone(),
+            etag: representation.validators.etag,
             last_modified: clamped,
         };
         &clamped_copy
@@ -284,7 +286,7 @@ struct RepresentationHeaderCache {
 
 struct CachedHeaders {
     len: u64,
-    etag: String,
+    etag: OpaqueTag,
     last_modified: Option<SystemTime>,
     content_type: Cow<'static, str>,
     content_security_policy: Option<&'static str>,
@@ -322,7 +324,7 @@ impl RepresentationHeaderCache {
         let headers = build_representation_headers(representation, validators, cache);
         self.slots[self.next] = Some(CachedHeaders {
             len: representation.len,
-            etag: validators.etag.clone(),
+            etag: validators.etag,
             last_modified: validators.last_modified,
             content_type: representation.content_type.clone(),
             content_security_policy: representation.content_security_policy,
@@ -456,7 +458,7 @@ mod tests {
         static BYTES: [u8; LEN as usize] = [7; LEN as usize];
         let mut representation = Representation::from_static(&BYTES, "video/mp4");
         representation.validators = Validators {
-            etag: "tag-1".into(),
+            etag: OpaqueTag::new("tag-1").unwrap(),
             last_modified: Some(modified()),
         };
         representation
@@ -791,7 +793,7 @@ mod tests {
 
         let mut rewritten = movie();
         rewritten.validators = Validators {
-            etag: "tag-2".into(),
+            etag: OpaqueTag::new("tag-2").unwrap(),
             last_modified: Some(modified() + Duration::from_secs(1)),
         };
         let after = fields(&rewritten, &cache());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::body::FileKey;
-use crate::conditional::Validators;
+use crate::conditional::{OpaqueTag, Validators};
 
 /// Where the representation's bytes live.
 #[derive(Debug, Clone)]
@@ -74,7 +74,9 @@ impl Representation {
             content: Content::Static(Bytes::from_static(bytes)),
             len: bytes.len() as u64,
             validators: Validators {
-                etag: format!("builtin-{:016x}", hasher.finish()),
+                // 24 bytes of `etagc`: always a tag.
+                etag: OpaqueTag::new(&format!("builtin-{:016x}", hasher.finish()))
+                    .unwrap_or(OpaqueTag::EMPTY),
                 last_modified: None,
             },
             content_type: Cow::Borrowed(content_type),
