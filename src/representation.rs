@@ -113,10 +113,11 @@ fn inode(_metadata: &std::fs::Metadata) -> u64 {
 /// video types browsers expect. Unknown extensions are `application/octet-stream`.
 pub fn content_type_for(path: &Path) -> Cow<'static, str> {
     let extension = extension_bytes(path);
-    if let Some((_, known)) = KNOWN_TYPES
-        .iter()
-        .find(|(ext, _)| ext.as_bytes().eq_ignore_ascii_case(extension))
-    {
+    // Lengths first: most entries differ there, and a length is cheaper to compare than bytes
+    // without regard to case.
+    if let Some((_, known)) = KNOWN_TYPES.iter().find(|(ext, _)| {
+        ext.len() == extension.len() && ext.as_bytes().eq_ignore_ascii_case(extension)
+    }) {
         return Cow::Borrowed(known);
     }
     Cow::Owned(guessed_content_type(path))
