@@ -69,6 +69,11 @@ const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 /// closed stream) before it gives up on the connection with a GOAWAY.
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 128;
 
+/// Threads of the blocking pool (file reads not in the page cache, listings, movie scans and
+/// probes) for the whole server: tokio's default for one runtime. Per-core loops share it out,
+/// so the bound does not grow with the number of cores.
+const BLOCKING_THREADS: usize = 512;
+
 /// Why the server could not start. Printed for a person: what failed, where, what to do.
 #[derive(Debug)]
 pub enum StartupError {
@@ -375,6 +380,7 @@ impl Server {
             Scheduler::WorkStealing(threads) => {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(threads)
+                    .max_blocking_threads(BLOCKING_THREADS)
                     .enable_all()
                     .build()?;
                 let mut serving =
@@ -544,6 +550,7 @@ impl Loops {
         let runtimes = (0..threads)
             .map(|_| {
                 tokio::runtime::Builder::new_current_thread()
+                    .max_blocking_threads((BLOCKING_THREADS / threads).max(1))
                     .enable_all()
                     .build()
             })
