@@ -230,6 +230,18 @@ pub struct ZeroCopyStream {
     replay: bytes::Bytes,
 }
 
+/// The time, read at most once per poll and only if a deadline needs it. One poll checks
+/// several deadlines (header, keep-alive idle, parking, the kept mapping) microseconds apart,
+/// and a keep-alive request used to read the clock six times here; on a VM a read is not free.
+#[derive(Default)]
+struct PollClock(Option<Instant>);
+
+impl PollClock {
+    fn now(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+}
+
 impl ZeroCopyStream {
     /// Wraps an accepted connection.
     pub fn new(
@@ -295,14 +307,14 @@ impl ZeroCopyStream {
     /// While nothing is in flight that is the start of a request head: the connection is no
     /// longer evictable, and (HTTP/1; see `ConnShared::multiplexed` for HTTP/2) the header
     /// timer starts.
-    fn bytes_arrived(&mut self) {
+    fn bytes_arrived(&mut self, clock: &mut PollClock) {
         if self.was_busy {
             return;
         }
         self.head_bytes_seen = true;
         self.shared.evictable.store(false, Ordering::Release);
         if self.head_started.is_none() && !self.shared.multiplexed.load(Ordering::Acquire) {
-            self.head_started = Some(Instant::now());
+            self.head_started = Some(clock.now());
         }
     }
 
@@ -339,8 +351,9 @@ impl ZeroCopyStream {
         if self.io.inner().poll_peek(cx, &mut peeked)?.is_ready() {
             return Poll::Ready(Ok(()));
         }
-        self.release_mapping_when_idle(cx);
-        match self.waiting_timeout(cx) {
+        let mut clock = PollClock::default();
+        self.release_mapping_when_idle(cx, &mut clock);
+        match self.waiting_timeout(cx, &mut clock) {
             Some(timeout) => Poll::Ready(Err(timeout)),
             None => Poll::Pending,
         }
@@ -349,12 +362,16 @@ impl ZeroCopyStream {
     /// While waiting for a request: the error that ends the connection once the deadline
     /// passes (the header timeout from the first byte of a head, or from accept; else the
     /// keep-alive idle timeout), arming the timer for it if need be.
-    fn waiting_timeout(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+    fn waiting_timeout(
+        &mut self,
+        cx: &mut Context<'_>,
+        clock: &mut PollClock,
+    ) -> Option<io::Error> {
         let (deadline, what) = match self.head_started {
             Some(started) => (started + self.timeouts.header, "request head"),
             None => (self.idle_since + self.timeouts.idle, "keep-alive idle"),
         };
-        if !self.deadline_passed(deadline, cx) {
+        if !self.deadline_passed(deadline, cx, clock) {
             return None;
         }
         tracing::debug!("{what} timeout; closing the connection");
@@ -366,11 +383,11 @@ impl ZeroCopyStream {
 
     /// While idle with no byte of a next request: once the park delay has passed, says so
     /// through [`ConnShared::take_park_request`] (arming the timer for that moment if need be).
-    fn request_park_when_due(&mut self, cx: &mut Context<'_>) {
+    fn request_park_when_due(&mut self, cx: &mut Context<'_>, clock: &mut PollClock) {
         if let Some(after) = self.park_after {
             let due =
                 (self.idle_since + after).max(self.park_not_before.unwrap_or(self.idle_since));
-            if !self.head_bytes_seen && self.deadline_passed(due, cx) {
+            if !self.head_bytes_seen && self.deadline_passed(due, cx, clock) {
                 self.shared.park_requested.store(true, Ordering::Release);
             }
         }
@@ -379,7 +396,7 @@ impl ZeroCopyStream {
     /// Notices requests that started or finished since the last poll. A request can start and
     /// finish within one poll of the connection (a small file answered at once), so "a request
     /// started since the last look and none is in flight now" also starts the idle clock.
-    fn track_requests(&mut self) {
+    fn track_requests(&mut self, clock: &mut PollClock) {
         let started = self.shared.started.load(Ordering::Acquire);
         let busy = self.shared.in_flight.load(Ordering::Acquire) > 0;
         let mut became_idle = false;
@@ -393,7 +410,7 @@ impl ZeroCopyStream {
         }
         self.was_busy = busy;
         if became_idle {
-            self.idle_since = Instant::now();
+            self.idle_since = clock.now();
             // A kept mapping the last response did not use (the tab polled the stats, say) is
             // let go at once; one it did use is kept for the next range request of a burst.
             self.shared.registry.forget_reusable_unless_used();
@@ -402,9 +419,9 @@ impl ZeroCopyStream {
 
     /// While idle: lets go of the kept whole-file mapping once the connection has been idle for
     /// [`REUSABLE_MAPPING_IDLE_RELEASE`] (arming the timer for that moment if need be).
-    fn release_mapping_when_idle(&mut self, cx: &mut Context<'_>) {
+    fn release_mapping_when_idle(&mut self, cx: &mut Context<'_>, clock: &mut PollClock) {
         if self.shared.registry.has_reusable()
-            && self.deadline_passed(self.idle_since + REUSABLE_MAPPING_IDLE_RELEASE, cx)
+            && self.deadline_passed(self.idle_since + REUSABLE_MAPPING_IDLE_RELEASE, cx, clock)
         {
             self.shared.registry.forget_reusable();
         }
@@ -412,8 +429,13 @@ impl ZeroCopyStream {
 
     /// Arms the timer for `deadline` and reports whether it has passed. Registers the waker, so
     /// a `Pending` return is always woken by the socket or by the deadline.
-    fn deadline_passed(&mut self, deadline: Instant, cx: &mut Context<'_>) -> bool {
-        if Instant::now() >= deadline {
+    fn deadline_passed(
+        &mut self,
+        deadline: Instant,
+        cx: &mut Context<'_>,
+        clock: &mut PollClock,
+    ) -> bool {
+        if clock.now() >= deadline {
             return true;
         }
         // One timer serves reads and writes: arm it for the earlier deadline.
@@ -457,8 +479,9 @@ impl ZeroCopyStream {
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
-                let since = *self.stalled_since.get_or_insert_with(Instant::now);
-                if self.deadline_passed(since + self.timeouts.send, cx) {
+                let mut clock = PollClock::default();
+                let since = *self.stalled_since.get_or_insert_with(|| clock.now());
+                if self.deadline_passed(since + self.timeouts.send, cx, &mut clock) {
                     tracing::debug!("client accepted no bytes for the send timeout; closing");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -562,21 +585,22 @@ impl Read for ZeroCopyStream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.track_requests();
+        let mut clock = PollClock::default();
+        this.track_requests(&mut clock);
         if let Some(evicted) = this.eviction() {
             return Poll::Ready(Err(evicted));
         }
         if !this.replay.is_empty() {
             let n = this.replay.len().min(buf.remaining());
             buf.put_slice(&this.replay.split_to(n));
-            this.bytes_arrived();
+            this.bytes_arrived(&mut clock);
             return Poll::Ready(Ok(()));
         }
         // hyper-util's TokioIo does the unsafe cursor plumbing; we only watch the outcome.
         let mut probe = Pin::new(&mut this.io);
         match probe.as_mut().poll_read(cx, buf) {
             Poll::Ready(result) => {
-                this.bytes_arrived();
+                this.bytes_arrived(&mut clock);
                 Poll::Ready(result)
             }
             Poll::Pending => {
@@ -593,10 +617,10 @@ impl Read for ZeroCopyStream {
                     this.shared.wait_evictable(cx.waker());
                 }
                 if this.head_started.is_none() {
-                    this.release_mapping_when_idle(cx);
-                    this.request_park_when_due(cx);
+                    this.release_mapping_when_idle(cx, &mut clock);
+                    this.request_park_when_due(cx, &mut clock);
                 }
-                match this.waiting_timeout(cx) {
+                match this.waiting_timeout(cx, &mut clock) {
                     Some(timeout) => Poll::Ready(Err(timeout)),
                     None => Poll::Pending,
                 }
@@ -620,7 +644,7 @@ impl Write for ZeroCopyStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.track_requests();
+        this.track_requests(&mut PollClock::default());
         this.pacing.sync(this.io.inner(), &this.shared.pacing);
         let result = if this.use_sendfile {
             this.poll_write_zero_copy(cx, bufs)
@@ -638,18 +662,19 @@ impl Write for ZeroCopyStream {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let mut clock = PollClock::default();
         // hyper flushes after the last bytes of a response and may not read again until the
         // client sends more: the idle clock must be armed here, not only on the next read.
-        this.track_requests();
+        this.track_requests(&mut clock);
         if !this.was_busy && this.head_started.is_none() {
             if !this.head_bytes_seen {
                 this.shared.wait_evictable(cx.waker());
             }
             // Only arms (or keeps) the timer; the read side reports the timeout (or asks for
             // parking) when it fires.
-            this.release_mapping_when_idle(cx);
-            this.request_park_when_due(cx);
-            let _ = this.deadline_passed(this.idle_since + this.timeouts.idle, cx);
+            this.release_mapping_when_idle(cx, &mut clock);
+            this.request_park_when_due(cx, &mut clock);
+            let _ = this.deadline_passed(this.idle_since + this.timeouts.idle, cx, &mut clock);
         }
         Pin::new(&mut this.io).poll_flush(cx)
     }
