@@ -74,9 +74,9 @@ pub enum Precondition {
 
 /// An entity-tag's opaque part (RFC 9110 §8.8.3), held inline: a file's tag is built on every
 /// request, and copying 64 bytes costs less than allocating, filling and freeing a `String`.
-/// Holds at most [`OpaqueTag::CAPACITY`] bytes of `etagc` characters (printable ASCII but `"`),
+/// Holds at most [`OpaqueTag::CAPACITY`] bytes of `etagc` characters (`!` and `#` to `~`),
 /// which is what every tag this server makes needs and all it may contain.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct OpaqueTag {
     len: u8,
     bytes: [u8; OpaqueTag::CAPACITY],
@@ -146,6 +146,14 @@ impl std::fmt::Debug for OpaqueTag {
         std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
+
+impl PartialEq for OpaqueTag {
+    fn eq(&self, other: &OpaqueTag) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for OpaqueTag {}
 
 impl PartialEq<str> for OpaqueTag {
     fn eq(&self, other: &str) -> bool {
