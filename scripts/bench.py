@@ -23,7 +23,9 @@ request the server's user and kernel CPU microseconds and voluntary context swit
 time to first byte of the big file (curl), the memory of idle keep-alive connections, peak RSS
 against concurrent whole-file downloads (reelserve's modes), and the loopback ceiling (iperf3).
 Ratios are against nginx (or the row's own baseline, e.g. nginx with its access log on) on the
-same protocol in the same run; values are medians of --runs runs.
+same protocol in the same run; values are medians of --runs runs. The runs are rounds: every
+server takes its turn once per round (a fresh process each time), so a slow spell of the shared
+machine costs every server a run instead of costing one server all of its runs.
 
 A server that is not installed is skipped with a note; a server or scenario that fails is listed
 under "Failures" in RESULTS.md, the others still run, and the driver exits 3. Every process it
@@ -714,6 +716,7 @@ class Bench:
         self.negotiated: dict[str, str] = {}
         self.notes: list[dict] = []
         self.failures: list[dict] = []
+        self.round = 1  # the round being run: see `run`
         self.loopback: dict | None = None
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -814,7 +817,7 @@ class Bench:
         plans = self.plans(server)
         if not plans:
             return
-        log(f"== {server.name}")
+        log(f"== {server.name} (round {self.round} of {self.s.runs})")
         self.warm_page_cache()
         # One process per transport (HTTPS serves HTTP/1.1 and HTTP/2 on one listener) and,
         # for the servers that serve one file, per file.
@@ -850,15 +853,18 @@ class Bench:
         """Measures one scenario; False (and a recorded failure) if it failed."""
         label = scenario.name if protocol.name == "http" else f"{scenario.name} {protocol.name}"
         try:
+            # The time to first byte and the idle connections are measured in the first round
+            # (all their runs at once: they take seconds, not minutes); load, once per round.
             if scenario.kind == "ttfb":
-                self.measure_ttfb(srv, protocol, scenario)
+                if self.round == 1:
+                    self.measure_ttfb(srv, protocol, scenario)
             elif scenario.kind == "idle":
-                self.measure_idle(srv, scenario)
+                if self.round == 1:
+                    self.measure_idle(srv, scenario)
             else:
                 self.probe(srv, protocol, scenario)
                 connections = self.connections_for(srv.server, scenario)
-                for run in range(1, self.s.runs + 1):
-                    self.measure_load(srv, protocol, scenario, connections, run)
+                self.measure_load(srv, protocol, scenario, connections, self.round)
         except (BenchError, OSError, subprocess.SubprocessError) as error:
             self.failure(srv.server.name, label, str(error))
             return False
@@ -1168,8 +1174,11 @@ class Bench:
             log("npm ci --prefix scripts/node (express for express-range.js)")
             subprocess.run(["npm", "ci", "--prefix", str(SCRIPTS / "node"), "--no-audit",
                             "--no-fund"], stdout=sys.stderr, check=False)
-        for server in selected:
-            self.bench_server(server)
+        # Round-robin, not one server's runs back to back: on a shared machine the load changes
+        # over minutes, and whichever server ran through a busy spell would lose every run.
+        for self.round in range(1, self.s.runs + 1):
+            for server in selected:
+                self.bench_server(server)
         if self.s.memory:
             self.memory_curve()
 
