@@ -42,6 +42,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
 use crate::config::{AccessLogTarget, LogFormat};
+use crate::inline_bytes::InlineBytes;
 use crate::log_sink::{FlushPolicy, LogSink};
 
 /// The writer is woken when this many bytes of lines wait (nginx's `buffer=64k`).
@@ -452,50 +453,13 @@ fn write_timestamp(out: &mut Vec<u8>, now: SystemTime) -> io::Result<()> {
     Ok(())
 }
 
-/// A few bytes on the stack: a number or an address being written.
-struct Scratch {
-    bytes: [u8; 64],
-    len: usize,
-}
-
-impl Default for Scratch {
-    fn default() -> Scratch {
-        Scratch {
-            bytes: [0; 64],
-            len: 0,
-        }
-    }
-}
-
-impl Scratch {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    /// Appends `byte`; beyond the 64 bytes (which nothing written here reaches) it is dropped.
-    fn push(&mut self, byte: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
-        }
-    }
-}
-
-impl std::io::Write for Scratch {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        for &byte in bytes {
-            self.push(byte);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// A number or an address being written: 64 bytes hold any of them (the longest, an IPv6
+/// address with a zone and a port, takes 58).
+type Scratch = InlineBytes<64>;
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits (at most 20), to a line
-/// or a [`Scratch`] (neither write can fail).
+/// or a [`Scratch`] (a line's write cannot fail; a scratch's only past its 64 bytes, which
+/// nothing written here reaches).
 fn push_decimal(out: &mut impl Write, value: u64, width: usize) -> io::Result<()> {
     let mut digits = [b'0'; 20];
     let mut at = digits.len();

@@ -18,6 +18,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::inline_bytes::InlineBytes;
+
 /// The request headers that §13 evaluates. Several field lines of one header are passed joined
 /// with ", " (RFC 9110 §5.3).
 #[derive(Debug, Default, Clone, Copy)]
@@ -76,11 +78,8 @@ pub enum Precondition {
 /// request, and copying 64 bytes costs less than allocating, filling and freeing a `String`.
 /// Holds at most [`OpaqueTag::CAPACITY`] bytes of `etagc` characters (`!` and `#` to `~`),
 /// which is what every tag this server makes needs and all it may contain.
-#[derive(Clone, Copy)]
-pub struct OpaqueTag {
-    len: u8,
-    bytes: [u8; OpaqueTag::CAPACITY],
-}
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OpaqueTag(InlineBytes<{ OpaqueTag::CAPACITY }>);
 
 impl OpaqueTag {
     /// Room for the longest tag [`Validators::from_file_identity`] writes: three 64-bit and one
@@ -88,20 +87,12 @@ impl OpaqueTag {
     pub const CAPACITY: usize = 63;
 
     /// The empty tag, to push onto.
-    pub const EMPTY: OpaqueTag = OpaqueTag {
-        len: 0,
-        bytes: [0; OpaqueTag::CAPACITY],
-    };
+    pub const EMPTY: OpaqueTag = OpaqueTag(InlineBytes::EMPTY);
 
     /// `text` as a tag, or `None` if it is too long or holds a byte an entity-tag may not.
     pub fn new(text: &str) -> Option<OpaqueTag> {
         let mut tag = OpaqueTag::EMPTY;
-        for &byte in text.as_bytes() {
-            if !is_etagc(byte) || !tag.push(byte) {
-                return None;
-            }
-        }
-        Some(tag)
+        (text.bytes().all(is_etagc) && tag.0.push_slice(text.as_bytes())).then_some(tag)
     }
 
     /// The tag's text.
@@ -111,33 +102,25 @@ impl OpaqueTag {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.0.as_bytes()
     }
 
-    /// Appends `byte`; false (and nothing appended) when the tag is full.
-    fn push(&mut self, byte: u8) -> bool {
-        match self.bytes.get_mut(usize::from(self.len)) {
-            Some(slot) => {
-                *slot = byte;
-                self.len += 1;
-                true
-            }
-            None => false,
-        }
+    /// Appends `byte`; nothing if it does not fit.
+    fn push(&mut self, byte: u8) {
+        self.0.push(byte);
     }
 
     /// Appends `value` in lower-case hex without leading zeros (as `{:x}` writes it); nothing
     /// if it does not fit.
     fn push_hex(&mut self, value: u64) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 16];
         let digits = (64 - value.leading_zeros()).div_ceil(4).max(1) as usize;
-        let start = usize::from(self.len);
-        if let Some(out) = self.bytes.get_mut(start..start + digits) {
-            for (slot, shift) in out.iter_mut().zip((0..digits).rev()) {
-                *slot = DIGITS[((value >> (shift * 4)) & 0xf) as usize];
-            }
-            self.len += digits as u8;
+        let hex = &mut hex[..digits];
+        for (slot, shift) in hex.iter_mut().zip((0..digits).rev()) {
+            *slot = DIGITS[((value >> (shift * 4)) & 0xf) as usize];
         }
+        self.0.push_slice(hex);
     }
 }
 
@@ -146,14 +129,6 @@ impl std::fmt::Debug for OpaqueTag {
         std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
-
-impl PartialEq for OpaqueTag {
-    fn eq(&self, other: &OpaqueTag) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for OpaqueTag {}
 
 impl PartialEq<str> for OpaqueTag {
     fn eq(&self, other: &str) -> bool {

@@ -35,6 +35,7 @@
 //! | [`pages`] | the movie list, directory listings, the built-in player |
 //! | [`library`] | the movie index, cached and revalidated by the movie directory's mtime |
 //! | [`stats`] | counters that show which path bytes took |
+//! | [`inline_bytes`] | small values built per request without allocating (tags, log numbers) |
 //! | [`signed_link`] | signed, expiring links: token format, keys, `verify` (sans-IO) |
 //! | [`cors`] | CORS headers and preflight answers for players on other origins (sans-IO) |
 //! | [`client_limit`] | connections per client address (`--max-connections-per-ip`) |
@@ -52,6 +53,7 @@ pub mod conditional;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod inline_bytes;
 pub mod library;
 pub mod log_sink;
 pub mod media;
