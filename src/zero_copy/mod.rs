@@ -468,6 +468,7 @@ impl ZeroCopyStream {
     fn on_write_result(
         &mut self,
         cx: &mut Context<'_>,
+        clock: &mut PollClock,
         result: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         match result {
@@ -479,9 +480,8 @@ impl ZeroCopyStream {
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
-                let mut clock = PollClock::default();
                 let since = *self.stalled_since.get_or_insert_with(|| clock.now());
-                if self.deadline_passed(since + self.timeouts.send, cx, &mut clock) {
+                if self.deadline_passed(since + self.timeouts.send, cx, clock) {
                     tracing::debug!("client accepted no bytes for the send timeout; closing");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -644,14 +644,15 @@ impl Write for ZeroCopyStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.track_requests(&mut PollClock::default());
+        let mut clock = PollClock::default();
+        this.track_requests(&mut clock);
         this.pacing.sync(this.io.inner(), &this.shared.pacing);
         let result = if this.use_sendfile {
             this.poll_write_zero_copy(cx, bufs)
         } else {
             this.poll_writev(cx, bufs)
         };
-        this.on_write_result(cx, result)
+        this.on_write_result(cx, &mut clock, result)
     }
 
     fn is_write_vectored(&self) -> bool {
