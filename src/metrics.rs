@@ -194,7 +194,6 @@ pub fn access_log_counts() -> (u64, u64) {
     )
 }
 
-/// Reads [`ServerStats`] at scrape time.
 /// `requests_total` and `time_to_first_byte_seconds`, in per-thread shards (see the module
 /// documentation).
 #[derive(Debug, Default)]
@@ -265,6 +264,7 @@ fn encode_counter_family(
     Ok(())
 }
 
+/// Reads [`ServerStats`] at scrape time.
 #[derive(Debug)]
 struct StatsCollector {
     stats: Arc<ServerStats>,
