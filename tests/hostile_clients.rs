@@ -319,8 +319,8 @@ fn at_the_connection_limit_silent_connections_make_room_for_new_clients() {
 /// Item 14: with per-core loops (the default scheduler), a connection lives on one of several
 /// loops, and room must be made wherever an idle connection is. Round after round, a silent
 /// connection takes the only slot and a new client must make room for itself by closing it;
-/// ties between the loops are taken in turn, so over eight rounds silent connections on both loops are closed for
-/// clients placed on either. (When each loop had its own listener and its own table of idle
+/// ties between the loops are taken in turn, so over eight rounds silent connections on both
+/// loops are closed for clients placed on either. (When each loop had its own listener and its own table of idle
 /// connections, a round in which the two met on different loops waited for the header
 /// timeout.)
 #[test]
