@@ -21,7 +21,7 @@
 //! | [`zero_copy`] | the connection IO: `sendfile(2)` for mapped chunks, and every timeout |
 //! | [`service`] | the hyper service: ties the layers together, access log |
 //! | [`server`] | accept loop, graceful shutdown; HTTPS with HTTP/2 by ALPN |
-//! | [`plain_connection`] | a plain HTTP/1.1 connection, parked without hyper's buffers while idle |
+//! | [`http1_connection`] | an HTTP/1.1 connection (plain or over TLS), parked without hyper's buffers while idle |
 //! | [`admission`] | connection slots: per-client limit (429), `--max-connections`, making room |
 //! | [`state`] | what every connection shares |
 //! | [`watchdog`] | the send timeout for HTTP/2 streams |
@@ -53,6 +53,7 @@ pub mod conditional;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod http1_connection;
 pub mod inline_bytes;
 pub mod library;
 pub mod log_sink;
@@ -61,7 +62,6 @@ pub mod metrics;
 pub mod open_file_cache;
 pub mod pacing;
 pub mod pages;
-pub mod plain_connection;
 pub mod plan;
 pub mod range;
 pub mod render;

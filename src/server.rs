@@ -26,9 +26,9 @@ use crate::body::{FileStrategy, ServerBudget, Transport, TLS_CHUNK_SIZE};
 use crate::client_limit::ClientLimiter;
 use crate::config::{Config, Mode, SchedulerKind};
 use crate::cors::CorsPolicy;
+use crate::http1_connection::{Http1Connection, TlsHttp1Stream};
 use crate::library::MovieIndex;
 use crate::metrics::{self, Metrics};
-use crate::plain_connection::PlainConnection;
 use crate::service::ConnService;
 use crate::signed_link::SigningKeys;
 use crate::state::ServerState;
@@ -603,11 +603,11 @@ async fn accept_loop(
     let listener = TcpListener::from_std(listener)?;
     let state = &context.state;
     let config = &state.config;
-    // TLS connections are hyper-util's to shut down; plain ones are ours (they are not always a
-    // hyper connection, see `PlainConnection`): each holds a receiver, told when to stop, and
-    // the shutdown waits until every receiver is gone.
+    // HTTP/2 connections are hyper-util's to shut down; HTTP/1.1 ones, plain or over TLS, are
+    // ours (they are not always a hyper connection, see `Http1Connection`): each holds a
+    // receiver, told when to stop, and the shutdown waits until every receiver is gone.
     let graceful = GracefulShutdown::new();
-    let (plain_stop, plain_stopping) = tokio::sync::watch::channel(());
+    let (http1_stop, http1_stopping) = tokio::sync::watch::channel(());
     let mut admission = Admission::new(
         Arc::clone(state),
         Arc::clone(&context.connection_slots),
@@ -636,7 +636,7 @@ async fn accept_loop(
             &context,
             tcp,
             (slot, shared, peer),
-            &plain_stopping,
+            &http1_stopping,
             &graceful,
         );
     }
@@ -646,10 +646,10 @@ async fn accept_loop(
         "shutting down: no new connections; waiting up to {:?} for responses in flight",
         config.shutdown_timeout
     );
-    drop(plain_stopping);
-    let _ = plain_stop.send(());
+    drop(http1_stopping);
+    let _ = http1_stop.send(());
     let all_finished = async {
-        tokio::join!(graceful.shutdown(), plain_stop.closed());
+        tokio::join!(graceful.shutdown(), http1_stop.closed());
     };
     match tokio::time::timeout(config.shutdown_timeout, all_finished).await {
         Ok(()) => tracing::info!("all connections finished"),
@@ -659,13 +659,13 @@ async fn accept_loop(
 }
 
 /// Serves an admitted connection in a task of its own: where it was accepted on the pool, on
-/// the least busy loop with `--per-core`. `plain_stopping` and `graceful` are how the accepting
-/// loop's shutdown reaches it.
+/// the least busy loop with `--per-core`. `http1_stopping` and `graceful` are how the accepting
+/// loop's shutdown reaches it (HTTP/1.1 and HTTP/2 connections).
 fn serve_admitted(
     context: &Arc<LoopContext>,
     tcp: tokio::net::TcpStream,
     (slot, shared, peer): (ConnectionSlot, Arc<ConnShared>, SocketAddr),
-    plain_stopping: &tokio::sync::watch::Receiver<()>,
+    http1_stopping: &tokio::sync::watch::Receiver<()>,
     graceful: &GracefulShutdown,
 ) {
     let state = &context.state;
@@ -707,34 +707,41 @@ fn serve_admitted(
         context.strategy,
         peer,
     );
+    // The stop future lets go of its receiver once it has fired; `still_open` is held until the
+    // connection ends, which is what the shutdown waits for.
+    let mut stopping = http1_stopping.clone();
+    let stop = async move {
+        let _ = stopping.changed().await;
+    };
+    let still_open = http1_stopping.clone();
     match &context.tls {
-        None => {
-            let mut stopping = plain_stopping.clone();
-            // The stop future lets go of its receiver once it has fired; this one is held until
-            // the connection ends, which is what the shutdown waits for.
-            let still_open = plain_stopping.clone();
-            spawn_on(
-                handle,
-                PlainConnection::new(
-                    io,
-                    &context.builders.plain,
-                    service,
-                    peer,
-                    async move {
-                        let _ = stopping.changed().await;
-                    },
-                    (slot, still_open, share),
-                ),
-            );
-        }
+        None => spawn_on(
+            handle,
+            Http1Connection::new(
+                io,
+                &context.builders.http1,
+                service,
+                peer,
+                stop,
+                (slot, still_open, share),
+            ),
+        ),
         Some(tls) => {
             let (tls, watcher) = (Arc::clone(tls), graceful.watcher());
+            let http1 = Http1Stop { stop, still_open };
             spawn_on(handle, async move {
                 let _held = (slot, share);
-                tls.serve(io, service, shared, watcher, peer).await;
+                tls.serve(io, service, shared, (watcher, http1), peer).await;
             });
         }
     }
+}
+
+/// How the graceful shutdown reaches an HTTPS connection that turns out to speak HTTP/1.1 (see
+/// [`accept_loop`]).
+struct Http1Stop<Stop> {
+    stop: Stop,
+    still_open: tokio::sync::watch::Receiver<()>,
 }
 
 /// Spawns `task` on `handle`'s runtime, or on the current one.
@@ -768,43 +775,35 @@ fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// hyper's connection settings, made once: plain HTTP/1.1, and HTTP/1.1 and HTTP/2 over TLS.
+/// hyper's connection settings, made once: HTTP/1.1 (plain, or over TLS by ALPN) and HTTP/2
+/// (over TLS by ALPN).
 struct ProtocolBuilders {
-    /// Plain connections are HTTP/1.1 only, so they use hyper's own HTTP/1 connection rather
-    /// than hyper-util's `auto` one, whose future has room for an HTTP/2 connection too (memory
-    /// every connection would pay, idle or not).
-    plain: hyper::server::conn::http1::Builder,
-    http1: auto::Builder<WatchdogExecutor>,
+    /// HTTP/1.1 uses hyper's own HTTP/1 connection rather than hyper-util's `auto` one, whose
+    /// future has room for an HTTP/2 connection too (memory every connection would pay, idle
+    /// or not), and which cannot be taken apart to park an idle connection.
+    http1: hyper::server::conn::http1::Builder,
     http2: auto::Builder<WatchdogExecutor>,
 }
 
 impl ProtocolBuilders {
     /// `streams` spawns HTTP/2 stream tasks (under the send-timeout watchdog).
     fn new(streams: WatchdogExecutor) -> ProtocolBuilders {
-        // The HTTP/1.1 settings, plain and over TLS: two builder types (hyper's own and
-        // hyper-util's `auto`) with the same methods and no common trait.
-        macro_rules! http1_settings {
-            ($builder:expr) => {
-                $builder
-                    // Queue body chunks instead of copying them: the zero-copy path depends on it.
-                    .writev(true)
-                    .keep_alive(true)
-                    // ZeroCopyStream owns the header, idle and send timeouts. hyper's header timer
-                    // (30 s by default once a timer is set) would run beside them, restart on
-                    // every request and close idle keep-alive connections at 30 s whatever
-                    // --idle-timeout says; without a timer it is off.
-                    .header_read_timeout(None)
-                    // At most 100 header fields (beyond them, 431): hyper's default,
-                    // deliberately not set. An explicit `max_headers` makes hyper fill a header
-                    // array of that length on every request (a visible share of a small
-                    // request's instructions); its default array is left uninitialised.
-                    .max_buf_size(MAX_HEAD_BYTES.max(8192))
-            };
-        }
-        let mut plain = hyper::server::conn::http1::Builder::new();
-        http1_settings!(plain);
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            // Queue body chunks instead of copying them: the zero-copy path depends on it.
+            .writev(true)
+            .keep_alive(true)
+            // ZeroCopyStream owns the header, idle and send timeouts. hyper's header timer (30 s
+            // by default once a timer is set) would run beside them, restart on every request
+            // and close idle keep-alive connections at 30 s whatever --idle-timeout says;
+            // without a timer it is off.
+            .header_read_timeout(None)
+            // At most 100 header fields (beyond them, 431): hyper's default, deliberately not
+            // set. An explicit `max_headers` makes hyper fill a header array of that length on
+            // every request (a visible share of a small request's instructions); its default
+            // array is left uninitialised.
+            .max_buf_size(MAX_HEAD_BYTES.max(8192));
         let mut builder = auto::Builder::new(streams);
-        http1_settings!(builder.http1());
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -822,8 +821,7 @@ impl ProtocolBuilders {
             // its window would pass any ping check).
             .keep_alive_interval(None::<Duration>);
         ProtocolBuilders {
-            plain,
-            http1: builder.clone().http1_only(),
+            http1,
             http2: builder.http2_only(),
         }
     }
@@ -840,12 +838,12 @@ impl TlsServing {
     /// Handshake (bounded by `--header-timeout`), then HTTP/2 if the client chose `h2` by ALPN,
     /// else HTTP/1.1. A client that sends garbage or plain HTTP fails the handshake and is
     /// closed; nobody else notices.
-    async fn serve(
+    async fn serve<Stop: Future<Output = ()>>(
         &self,
         io: ZeroCopyStream,
         service: ConnService,
         shared: Arc<ConnShared>,
-        watcher: Watcher,
+        (watcher, http1): (Watcher, Http1Stop<Stop>),
         peer: SocketAddr,
     ) {
         let handshake = self.acceptor.accept(TokioIo::new(io));
@@ -860,17 +858,32 @@ impl TlsServing {
                 return;
             }
         };
-        let builder = match stream.get_ref().1.alpn_protocol() {
-            Some(b"h2") => {
-                shared.set_multiplexed();
-                &self.builders.http2
-            }
-            _ => &self.builders.http1,
-        };
-        ServedConnection {
-            connection: watcher.watch(builder.serve_connection(TokioIo::new(stream), service)),
-            peer,
+        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+            drop(http1);
+            shared.set_multiplexed();
+            // Boxed: this future is every TLS connection's task, and an HTTP/1.1 connection,
+            // parked most of its life, should not carry room for an HTTP/2 one.
+            Box::pin(ServedConnection {
+                connection: watcher.watch(
+                    self.builders
+                        .http2
+                        .serve_connection(TokioIo::new(stream), service),
+                ),
+                peer,
+            })
+            .await;
+            return;
         }
+        drop(watcher);
+        let Http1Stop { stop, still_open } = http1;
+        Http1Connection::new(
+            TlsHttp1Stream::new(stream),
+            &self.builders.http1,
+            service,
+            peer,
+            stop,
+            still_open,
+        )
         .await;
     }
 }
@@ -896,7 +909,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.project();
         if let Err(error) = ready!(this.connection.poll(cx)) {
-            crate::plain_connection::ended_with_error(this.peer, error);
+            crate::http1_connection::ended_with_error(this.peer, error);
         }
         Poll::Ready(())
     }

@@ -111,8 +111,8 @@ pub struct ServerStats {
     pub stalled_streams_reset: Counter,
     /// Idle keep-alive connections closed to make room for new ones at `--max-connections`.
     pub idle_connections_evicted: Counter,
-    /// Times an idle plain HTTP/1.1 connection gave its parser's buffers back (see
-    /// [`crate::plain_connection`]).
+    /// Times an idle HTTP/1.1 connection (plain or over TLS) gave its parser's buffers back (see
+    /// [`crate::http1_connection`]).
     pub idle_connections_parked: Counter,
     /// Files served from a descriptor the open-file cache kept (`--open-file-cache`).
     pub open_file_cache_hits: Counter,

@@ -24,20 +24,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Polls `condition` every 100 ms until it holds or `limit` passes; whether it held.
-fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Item 1: a client that opens its window to nothing (SETTINGS_INITIAL_WINDOW_SIZE = 0) and
 /// never sends WINDOW_UPDATE, while answering PINGs and SETTINGS, held one open file per stream
 /// for ever. Each stream is now reset after --send-timeout without progress, its file closed,

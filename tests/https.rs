@@ -724,12 +724,128 @@ fn startup_log_states_the_https_body_strategy_and_the_kernel_tls_fallback() {
     assert_eq!(plain.get("/", &[]).status, 200);
 }
 
+/// The server's counters, fetched on a connection the server closes after the answer (so that
+/// it is never parked itself and the parking count is the test's own).
+fn closing_stats(server: &TestServer) -> std::collections::HashMap<String, u64> {
+    let finished = curl(&[
+        "--http1.1",
+        "-H",
+        "Connection: close",
+        &server.url("/_reelserve/stats"),
+    ])
+    .expect_success("stats");
+    parse_flat_json_numbers(&finished.stdout_text())
+}
+
+/// An idle HTTPS connection that chose HTTP/1.1 is parked as a plain one is (hyper's parser and
+/// buffers let go; the rustls session kept), and its next request, on the same TLS session, is
+/// served. Half a request head keeps the parser; a graceful stop closes a parked connection at
+/// once, with a `close_notify` alert.
+#[test]
+fn an_idle_https_http1_connection_is_parked_and_served_again_on_the_same_session() {
+    let Some(cert) = tools() else { return };
+    let root = TestRoot::new();
+    root.file("a.txt", b"parked over TLS");
+    let mut server = TestServer::start_https(root.path(), &cert, &["--shutdown-timeout", "20"]);
+    let parked = |server: &TestServer| closing_stats(server)["idle_connections_parked"];
+    let mut tls = tls_client(&server, &cert, b"http/1.1");
+    for round in 1..=2 {
+        tls.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_one_response(&mut tls).body, b"parked over TLS");
+        assert!(
+            eventually(Duration::from_secs(5), || parked(&server) >= round),
+            "the idle HTTPS connection was not parked (round {round}): {:?}",
+            closing_stats(&server)
+        );
+    }
+
+    let before = parked(&server);
+    tls.write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
+    tls.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        parked(&server),
+        before,
+        "parked with half a request head read"
+    );
+    tls.write_all(b"st: localhost\r\n\r\n").unwrap();
+    assert_eq!(read_one_response(&mut tls).body, b"parked over TLS");
+
+    assert!(eventually(Duration::from_secs(5), || parked(&server) > before));
+    let stopping = Instant::now();
+    server.terminate();
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    // rustls reads a close_notify as the end (Ok(0)); a close without one is an error.
+    let mut rest = Vec::new();
+    let end = tls.read_to_end(&mut rest);
+    assert!(
+        matches!(end, Ok(0)),
+        "not closed with close_notify: {end:?}, {rest:?}"
+    );
+}
+
+/// A parked HTTPS connection keeps its timeouts: a client that completes the handshake and
+/// never asks is closed at the header timeout, an idle one after a response at the keep-alive
+/// idle timeout; and neither holds its `--max-connections` slot longer.
+#[test]
+fn parked_https_connections_still_time_out() {
+    let Some(cert) = tools() else { return };
+    let root = TestRoot::new();
+    root.file("a.txt", b"brief");
+    let server = TestServer::start_https(
+        root.path(),
+        &cert,
+        &["--header-timeout", "1", "--idle-timeout", "1"],
+    );
+    let mut silent = tls_client(&server, &cert, b"http/1.1");
+    let mut idle = tls_client(&server, &cert, b"http/1.1");
+    idle.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_one_response(&mut idle).body, b"brief");
+    let started = Instant::now();
+    for (what, tls) in [("silent", &mut silent), ("idle", &mut idle)] {
+        let mut rest = Vec::new();
+        // The end, clean or not: the server does not say goodbye to a client that timed out.
+        let _ = tls.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{what}: unexpected bytes {rest:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: closed only after {:?}",
+            started.elapsed()
+        );
+    }
+    let stats = closing_stats(&server);
+    assert!(stats["idle_connections_parked"] >= 1, "{stats:?}");
+    assert!(
+        eventually(Duration::from_secs(5), || closing_stats(&server)
+            ["open_connections"]
+            == 1),
+        "connections left open"
+    );
+}
+
 // ---- a raw HTTP/2 client, for what polite clients never do -----------------------------------
 
 /// A TLS connection to `server` that offered only `h2` by ALPN and trusts `cert`.
 fn h2_client(
     server: &TestServer,
     cert: &TestCert,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    tls_client(server, cert, b"h2")
+}
+
+/// A TLS connection to `server` that offered only `alpn` and trusts `cert`; the server must
+/// have chosen it.
+fn tls_client(
+    server: &TestServer,
+    cert: &TestCert,
+    alpn: &[u8],
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -742,7 +858,7 @@ fn h2_client(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let tcp = connect(server.addr);
@@ -751,11 +867,7 @@ fn h2_client(
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock).unwrap();
     }
-    assert_eq!(
-        tls.conn.alpn_protocol(),
-        Some(&b"h2"[..]),
-        "h2 not negotiated"
-    );
+    assert_eq!(tls.conn.alpn_protocol(), Some(alpn), "ALPN not negotiated");
     tls
 }
 

@@ -21,20 +21,6 @@ fn keep_alive_get(stream: &mut TcpStream, path: &str) -> Response {
     read_one_response(stream)
 }
 
-/// Reads exactly one response (the connection stays open).
-fn read_one_response(stream: &mut TcpStream) -> Response {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if let Ok((response, _)) = Response::parse_prefix(&raw, false) {
-            return response;
-        }
-        let n = stream.read(&mut buf).expect("read a response");
-        assert!(n > 0, "connection closed after {} bytes", raw.len());
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// Runs `prlimit ARGS`, which must succeed.
 fn prlimit(args: &[&str]) {
     let output = Command::new("prlimit").args(args).output().unwrap();
@@ -53,18 +39,6 @@ fn open_fd_numbers(pid: u32) -> Vec<u32> {
         .collect();
     numbers.sort_unstable();
     numbers
-}
-
-/// Polls `condition` every 20 ms for up to `timeout`.
-fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 // RFC 9110 §15.6.4: 503 is for a temporary condition; a 404 would be remembered by caches

@@ -276,7 +276,7 @@ impl ZeroCopyStream {
     /// Asks for the connection to be parked once it has waited `after` for a next request with
     /// not one byte of it received: [`ConnShared::take_park_request`] then says yes, and the
     /// owner of hyper's connection ends it and keeps only this stream until bytes arrive (see
-    /// `crate::plain_connection`).
+    /// `crate::http1_connection`).
     pub fn park_when_idle(&mut self, after: Duration) {
         self.park_after = Some(after);
     }
@@ -590,9 +590,7 @@ impl Read for ZeroCopyStream {
         if let Some(evicted) = this.eviction() {
             return Poll::Ready(Err(evicted));
         }
-        if !this.replay.is_empty() {
-            let n = this.replay.len().min(buf.remaining());
-            buf.put_slice(&this.replay.split_to(n));
+        if read_replayed(&mut this.replay, &mut buf) {
             this.bytes_arrived(&mut clock);
             return Poll::Ready(Ok(()));
         }
@@ -627,6 +625,17 @@ impl Read for ZeroCopyStream {
             }
         }
     }
+}
+
+/// Moves as much of `replay` (bytes a finished parser had read but not used) into `buf` as fits;
+/// whether there was any.
+pub(crate) fn read_replayed(replay: &mut bytes::Bytes, buf: &mut ReadBufCursor<'_>) -> bool {
+    if replay.is_empty() {
+        return false;
+    }
+    let n = replay.len().min(buf.remaining());
+    buf.put_slice(&replay.split_to(n));
+    true
 }
 
 impl Write for ZeroCopyStream {

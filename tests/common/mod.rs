@@ -286,6 +286,33 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     raw
 }
 
+/// Reads exactly one response from a keep-alive `stream` (plain or TLS); the connection stays
+/// open.
+pub fn read_one_response(stream: &mut impl Read) -> Response {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Ok((response, _)) = Response::parse_prefix(&raw, false) {
+            return response;
+        }
+        let n = stream.read(&mut buf).expect("read a response");
+        assert!(n > 0, "connection closed after {} bytes", raw.len());
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Polls `condition` every 20 ms for up to `timeout`; whether it held.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream
