@@ -830,6 +830,66 @@ fn parked_https_connections_still_time_out() {
     );
 }
 
+/// Parked HTTPS connections still make room at `--max-connections` (the oldest is closed to
+/// admit a new client), and one whose client says goodbye (`close_notify`) while it is parked
+/// is closed cleanly, its slot given back.
+#[test]
+fn parked_https_connections_make_room_and_end_when_the_client_leaves() {
+    let Some(cert) = tools() else { return };
+    let root = TestRoot::new();
+    root.file("a.txt", b"room");
+    let server = TestServer::start_https(
+        root.path(),
+        &cert,
+        &["--max-connections", "2", "--idle-timeout", "30"],
+    );
+    let request = b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut kept: Vec<_> = (0..2)
+        .map(|_| tls_client(&server, &cert, b"http/1.1"))
+        .collect();
+    for tls in &mut kept {
+        tls.write_all(request).unwrap();
+        assert_eq!(read_one_response(tls).body, b"room");
+    }
+    // Both parked by now; a third client is admitted at once.
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut third = tls_client(&server, &cert, b"http/1.1");
+    third.write_all(request).unwrap();
+    assert_eq!(read_one_response(&mut third).body, b"room");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    kept[0]
+        .sock
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let oldest = kept[0].read_to_end(&mut rest);
+    assert!(
+        !matches!(&oldest, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the oldest parked connection was not closed: {oldest:?}"
+    );
+
+    let leaving = &mut kept[1];
+    leaving.conn.send_close_notify();
+    leaving.flush().unwrap();
+    let end = leaving.read_to_end(&mut rest);
+    assert!(matches!(end, Ok(0)), "not closed cleanly: {end:?}");
+    // Its slot is given back when its task ends, just after; until then a stats request
+    // would take the third client's slot.
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = closing_stats(&server);
+    assert!(stats["idle_connections_parked"] >= 2, "{stats:?}");
+    assert!(stats["idle_connections_evicted"] >= 1, "{stats:?}");
+    // The third client and the stats request.
+    assert_eq!(stats["open_connections"], 2, "{stats:?}");
+    third.write_all(request).unwrap();
+    assert_eq!(read_one_response(&mut third).body, b"room");
+}
+
 // ---- a raw HTTP/2 client, for what polite clients never do -----------------------------------
 
 /// A TLS connection to `server` that offered only `h2` by ALPN and trusts `cert`.
