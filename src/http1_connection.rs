@@ -250,65 +250,69 @@ where
             *this.stopping = true;
         }
         let stopping = *this.stopping;
-        // The phase is taken out and put back: each arm owns what it moves on.
+        // The phase is polled in place and taken out only to change it: it is as large as the
+        // stream (a TLS session is over a kilobyte), and a connection is polled several times
+        // per request.
         loop {
-            match std::mem::replace(this.phase, Phase::Done) {
-                Phase::Serving {
-                    mut connection,
-                    mut ending,
-                } => {
-                    if !ending && (stopping || park_now(this.shared)) {
+            match this.phase {
+                Phase::Serving { connection, ending } => {
+                    if !*ending && (stopping || park_now(this.shared)) {
                         // Idle: hyper closes at once. Mid-response (stopping): after it.
-                        Pin::new(&mut *connection).graceful_shutdown();
-                        ending = true;
+                        Pin::new(&mut **connection).graceful_shutdown();
+                        *ending = true;
                     }
                     match connection.poll_without_shutdown(cx) {
                         // The stream may have asked to park during this very poll.
-                        Poll::Pending if !ending && park_now(this.shared) => {
-                            Pin::new(&mut *connection).graceful_shutdown();
-                            *this.phase = Phase::Serving {
-                                connection,
-                                ending: true,
-                            };
+                        Poll::Pending if !*ending && park_now(this.shared) => {
+                            Pin::new(&mut **connection).graceful_shutdown();
+                            *ending = true;
                         }
-                        Poll::Pending => {
-                            *this.phase = Phase::Serving { connection, ending };
-                            return Poll::Pending;
-                        }
+                        Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(error)) => {
                             ended_with_error(this.peer, error);
+                            *this.phase = Phase::Done;
                             return Poll::Ready(());
                         }
-                        // Ended because we asked, to park: keep the stream.
-                        Poll::Ready(Ok(())) if ending && !stopping => {
-                            ServerStats::add(&this.stats.idle_connections_parked, 1);
+                        Poll::Ready(Ok(())) => {
+                            let parking = *ending && !stopping;
+                            let Phase::Serving { connection, .. } = take(this.phase) else {
+                                return Poll::Ready(());
+                            };
                             let parts = connection.into_parts();
                             let mut stream = parts.io;
-                            if !parts.read_buf.is_empty() {
-                                stream.replay(parts.read_buf);
-                            }
-                            *this.phase = Phase::Parked(stream);
-                        }
-                        // Ended on its own (`Connection: close`, HTTP/1.0, the client's end)
-                        // or for the graceful stop.
-                        Poll::Ready(Ok(())) => {
-                            *this.phase = Phase::ShuttingDown(connection.into_parts().io);
+                            *this.phase = if parking {
+                                // Ended because we asked, to park: keep the stream.
+                                ServerStats::add(&this.stats.idle_connections_parked, 1);
+                                if !parts.read_buf.is_empty() {
+                                    stream.replay(parts.read_buf);
+                                }
+                                Phase::Parked(stream)
+                            } else {
+                                // Ended on its own (`Connection: close`, HTTP/1.0, the client's
+                                // end) or for the graceful stop.
+                                Phase::ShuttingDown(stream)
+                            };
                         }
                     }
                 }
                 // Closed at once, as hyper closes an idle connection (over TLS, `close_notify`
                 // goes first).
-                Phase::Parked(stream) if stopping => *this.phase = Phase::ShuttingDown(stream),
-                Phase::Parked(mut stream) => match stream.poll_parked(cx) {
-                    Poll::Pending => {
-                        *this.phase = Phase::Parked(stream);
-                        return Poll::Pending;
+                Phase::Parked(_) if stopping => {
+                    if let Phase::Parked(stream) = take(this.phase) {
+                        *this.phase = Phase::ShuttingDown(stream);
                     }
+                }
+                Phase::Parked(stream) => match stream.poll_parked(cx) {
+                    Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(error)) => {
                         ended_with_error(this.peer, error);
+                        *this.phase = Phase::Done;
                         return Poll::Ready(());
                     }
                     Poll::Ready(Ok(())) => {
+                        let Phase::Parked(mut stream) = take(this.phase) else {
+                            return Poll::Ready(());
+                        };
                         stream.zero_copy().resume_from_parking();
                         let connection =
                             Box::new(this.builder.serve_connection(stream, this.service.clone()));
@@ -318,21 +322,24 @@ where
                         };
                     }
                 },
-                Phase::ShuttingDown(mut stream) => {
-                    match Write::poll_shutdown(Pin::new(&mut stream), cx) {
-                        Poll::Pending => {
-                            *this.phase = Phase::ShuttingDown(stream);
-                            return Poll::Pending;
-                        }
+                Phase::ShuttingDown(stream) => {
+                    match Write::poll_shutdown(Pin::new(stream), cx) {
+                        Poll::Pending => return Poll::Pending,
                         Poll::Ready(Err(error)) => ended_with_error(this.peer, error),
                         Poll::Ready(Ok(())) => {}
                     }
+                    *this.phase = Phase::Done;
                     return Poll::Ready(());
                 }
                 Phase::Done => return Poll::Ready(()),
             }
         }
     }
+}
+
+/// The phase, leaving `Done` in its place (only to change it).
+fn take<Stream>(phase: &mut Phase<Stream>) -> Phase<Stream> {
+    std::mem::replace(phase, Phase::Done)
 }
 
 /// Whether the stream asked to park and the connection is still waiting for a request with not
