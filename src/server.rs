@@ -707,12 +707,8 @@ fn serve_admitted(
         context.strategy,
         peer,
     );
-    // The stop future lets go of its receiver once it has fired; `still_open` is held until the
-    // connection ends, which is what the shutdown waits for.
-    let mut stopping = http1_stopping.clone();
-    let stop = async move {
-        let _ = stopping.changed().await;
-    };
+    // `still_open` is held until the connection ends, which is what the shutdown waits for.
+    let stop = StopSignal::new(http1_stopping);
     let still_open = http1_stopping.clone();
     match &context.tls {
         None => spawn_on(
@@ -733,6 +729,49 @@ fn serve_admitted(
                 let _held = (slot, share);
                 tls.serve(io, service, shared, (watcher, http1), peer).await;
             });
+        }
+    }
+}
+
+/// Resolves when the accepting loop's graceful shutdown begins (its watch channel is told, or
+/// is gone). An HTTP/1.1 connection polls it on each of its polls, several per request, so after
+/// the first poll, which registers the connection's task with the channel, a poll is one atomic
+/// load: tokio's `changed()` future takes the channel's waiter lock on every poll to refresh its
+/// waker, a lock every connection of the server would share.
+struct StopSignal {
+    /// Polled once; the channel wakes the task through it.
+    registration: Pin<Box<dyn Future<Output = ()> + Send>>,
+    registered: bool,
+    /// Looked at on every later poll.
+    channel: tokio::sync::watch::Receiver<()>,
+}
+
+impl StopSignal {
+    fn new(channel: &tokio::sync::watch::Receiver<()>) -> StopSignal {
+        let mut registered = channel.clone();
+        StopSignal {
+            registration: Box::pin(async move {
+                let _ = registered.changed().await;
+            }),
+            registered: false,
+            channel: channel.clone(),
+        }
+    }
+}
+
+impl Future for StopSignal {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if !this.registered {
+            this.registered = true;
+            return this.registration.as_mut().poll(cx);
+        }
+        // Told (a new value) or gone (an error): either way, stop.
+        match this.channel.has_changed() {
+            Ok(false) => Poll::Pending,
+            Ok(true) | Err(_) => Poll::Ready(()),
         }
     }
 }
