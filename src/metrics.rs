@@ -68,11 +68,14 @@ pub struct Metrics {
     responses: Arc<ResponseFigures>,
     cut_short: Counter,
     refusals: Family<RefusalLabels, Counter>,
+    /// Whether anyone can read them (`--metrics-addr`): if not, responses are not timed.
+    exposed: bool,
 }
 
 impl Metrics {
-    /// Metrics for a server counting into `stats`.
-    pub fn new(stats: Arc<ServerStats>) -> Metrics {
+    /// Metrics for a server counting into `stats`; `exposed` if they are served
+    /// (`--metrics-addr`).
+    pub fn new(stats: Arc<ServerStats>, exposed: bool) -> Metrics {
         let mut registry = Registry::with_prefix("reelserve");
         let responses = Arc::new(ResponseFigures::default());
         registry.register_collector(Box::new(ResponseCollector {
@@ -96,7 +99,14 @@ impl Metrics {
             responses,
             cut_short,
             refusals,
+            exposed,
         }
+    }
+
+    /// Whether responses are timed and counted by class ([`Metrics::response`]): only when the
+    /// metrics are served, so that a server without `--metrics-addr` reads no clock for them.
+    pub fn times_responses(&self) -> bool {
+        self.exposed
     }
 
     /// A response head is ready: counts its status class and its time to first byte.
@@ -394,7 +404,7 @@ mod tests {
     fn exposition_names_every_metric_and_ends_with_eof() {
         let stats = Arc::new(ServerStats::default());
         ServerStats::add(&stats.bytes_sendfile, 1234);
-        let metrics = Metrics::new(Arc::clone(&stats));
+        let metrics = Metrics::new(Arc::clone(&stats), true);
         metrics.response(StatusCode::PARTIAL_CONTENT, Duration::from_millis(3));
         metrics.response(StatusCode::NOT_FOUND, Duration::from_millis(1));
         metrics.refused(410, "expired");
@@ -425,7 +435,7 @@ mod tests {
 
     #[test]
     fn classic_text_names_counter_families_with_total() {
-        let metrics = Metrics::new(Arc::new(ServerStats::default()));
+        let metrics = Metrics::new(Arc::new(ServerStats::default()), true);
         metrics.response(StatusCode::OK, Duration::from_millis(3));
         let (text, content_type) = metrics.render_for(Some("text/plain"));
         assert_eq!(content_type, CLASSIC_TEXT);

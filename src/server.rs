@@ -246,7 +246,10 @@ impl Server {
             scheduler,
             metrics_listener,
             state: Arc::new(ServerState {
-                metrics: Arc::new(Metrics::new(Arc::clone(&stats))),
+                metrics: Arc::new(Metrics::new(
+                    Arc::clone(&stats),
+                    config.metrics_addr.is_some(),
+                )),
                 signing,
                 cors,
                 client_limit: ClientLimiter::new(config.max_connections_per_ip),

@@ -91,7 +91,6 @@ impl Connection {
     }
 
     async fn exchange<B>(self: &Arc<Self>, request: &Request<B>) -> Response<ResponseBody> {
-        let started = Instant::now();
         // Held until the response body is over; dropped with this future if the client gives
         // up first (an HTTP/2 RST_STREAM while the handler awaits), so the connection's idle
         // clock always restarts.
@@ -99,6 +98,9 @@ impl Connection {
         ServerStats::add(&self.state.stats.requests, 1);
         // Taken now, before the request is handled; `None` when the access log is off.
         let access = RequestSummary::capture(self.peer, request);
+        // Read only for someone: the metrics' time to first byte, the log's duration.
+        let timed = self.state.metrics.times_responses();
+        let started = (timed || access.is_some()).then(Instant::now);
 
         // Preflights and signed links are answered before routing (see `crate::access`).
         let (mut response, signed) = match access::admit(&self.state, request, Some(self.peer.ip()))
@@ -110,9 +112,11 @@ impl Connection {
             },
         };
         access::finish(&self.state, request.headers(), signed, &mut response);
-        self.state
-            .metrics
-            .response(response.status(), started.elapsed());
+        if let (true, Some(started)) = (timed, started) {
+            self.state
+                .metrics
+                .response(response.status(), started.elapsed());
+        }
         // Already there in a file's fields (see `plan`): then this finds it and adds nothing.
         response
             .headers_mut()
@@ -135,7 +139,7 @@ impl Connection {
                 if !complete {
                     connection.state.metrics.cut_short();
                 }
-                if let Some(access) = access {
+                if let (Some(access), Some(started)) = (access, started) {
                     access.record(status, bytes, complete, started.elapsed());
                 }
             }));
