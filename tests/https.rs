@@ -753,11 +753,7 @@ fn an_idle_https_http1_connection_is_parked_and_served_again_on_the_same_session
         tls.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         assert_eq!(read_one_response(&mut tls).body, b"parked over TLS");
-        assert!(
-            eventually(Duration::from_secs(5), || parked(&server) >= round),
-            "the idle HTTPS connection was not parked (round {round}): {:?}",
-            closing_stats(&server)
-        );
+        assert_parked_exactly(round, || parked(&server));
     }
 
     let before = parked(&server);
@@ -772,7 +768,7 @@ fn an_idle_https_http1_connection_is_parked_and_served_again_on_the_same_session
     tls.write_all(b"st: localhost\r\n\r\n").unwrap();
     assert_eq!(read_one_response(&mut tls).body, b"parked over TLS");
 
-    assert!(eventually(Duration::from_secs(5), || parked(&server) > before));
+    assert_parked_exactly(before + 1, || parked(&server));
     let stopping = Instant::now();
     server.terminate();
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));

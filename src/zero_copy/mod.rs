@@ -292,9 +292,11 @@ impl ZeroCopyStream {
     }
 
     /// A parked connection resumes (a new parser takes the stream): it may park again only
-    /// after another park delay.
+    /// after another park delay. An ask to park left from before (the old parser's last flush
+    /// can ask again while it ends) is dropped, or the new parser would be ended at once.
     pub fn resume_from_parking(&mut self) {
         self.park_not_before = self.park_after.map(|after| Instant::now() + after);
+        self.shared.park_requested.store(false, Ordering::Release);
     }
 
     /// Bytes a finished parser had read but not used: the next reads return them first.

@@ -313,6 +313,19 @@ pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     condition()
 }
 
+/// Waits for a parked-connections counter to reach `expected`, then for several park delays
+/// more, and asserts that it stayed there: an idle spell parks a connection once, and a parser
+/// woken by a request serves it rather than being ended and parked again.
+pub fn assert_parked_exactly(expected: u64, mut parked: impl FnMut() -> u64) {
+    assert!(
+        eventually(Duration::from_secs(5), || parked() >= expected),
+        "the idle connection was not parked {expected} times: {}",
+        parked()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(parked(), expected, "parked more often than it was idle");
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream
