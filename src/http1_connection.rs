@@ -129,9 +129,18 @@ impl Read for TlsHttp1Stream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if read_replayed(&mut this.replay, &mut buf) {
+            this.zero_copy().plaintext_arrived();
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.tls).poll_read(cx, buf)
+        // Plaintext can come without a socket read (rustls decrypted it earlier): the stream
+        // underneath is told, or a pipelined head's second half would wait under the idle
+        // timeout instead of the header timeout.
+        // As a socket read, any outcome counts (bytes, the end, or an error).
+        let read = Pin::new(&mut this.tls).poll_read(cx, buf);
+        if read.is_ready() {
+            this.zero_copy().plaintext_arrived();
+        }
+        read
     }
 }
 

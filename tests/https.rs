@@ -786,6 +786,39 @@ fn an_idle_https_http1_connection_is_parked_and_served_again_on_the_same_session
     );
 }
 
+/// Over TLS too, half of a second request pipelined behind a whole one gets the header timeout
+/// once the first is answered: the parser reads those bytes as plaintext rustls decrypted with
+/// the first request, or replayed after parking, never from a socket read of their own.
+#[test]
+fn half_a_pipelined_https_request_head_gets_the_header_timeout() {
+    let Some(cert) = tools() else { return };
+    let root = TestRoot::new();
+    root.file("a.txt", b"first");
+    let server = TestServer::start_https(
+        root.path(),
+        &cert,
+        &["--header-timeout", "2", "--idle-timeout", "30"],
+    );
+    let mut tls = tls_client(&server, &cert, b"http/1.1");
+    let started = Instant::now();
+    tls.write_all(b"GET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\nGET /a.txt HTTP/1.1\r\nHo")
+        .unwrap();
+    tls.flush().unwrap();
+    assert_eq!(read_one_response(&mut tls).body, b"first");
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let mut rest = Vec::new();
+    // The end, clean or not: the server does not say goodbye to a client that timed out.
+    let _ = tls.read_to_end(&mut rest);
+    let lived = started.elapsed();
+    assert!(rest.is_empty(), "unexpected bytes {rest:?}");
+    assert!(
+        lived < Duration::from_secs(4),
+        "closed after {lived:?}, not at --header-timeout 2"
+    );
+}
+
 /// A parked HTTPS connection keeps its timeouts: a client that completes the handshake and
 /// never asks is closed at the header timeout, an idle one after a response at the keep-alive
 /// idle timeout; and neither holds its `--max-connections` slot longer.

@@ -79,6 +79,27 @@ fn a_slow_request_head_gets_the_header_timeout_even_beyond_thirty_seconds() {
     let _ = dripper.join();
 }
 
+/// Half of a second request pipelined behind a whole one is a head in progress once the first
+/// is answered: the header timeout ends it, not the (much longer) idle timeout, even though the
+/// parser read those bytes before the first response and the connection is parked meanwhile.
+#[test]
+fn half_a_pipelined_request_head_gets_the_header_timeout() {
+    let root = TestRoot::new();
+    root.file("a.txt", b"first");
+    let server = TestServer::start(
+        root.path(),
+        &["--header-timeout", "2", "--idle-timeout", "30"],
+    );
+    let mut stream = connect(server.addr);
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHo")
+        .unwrap();
+    assert_eq!(read_one_response(&mut stream).body, b"first");
+    let lived = closed_after(&mut stream, started, Duration::from_secs(40));
+    assert_near(lived, Duration::from_secs(2), "--header-timeout 2");
+}
+
 /// HTTP/2 control frames on an idle connection (PING here; browsers send SETTINGS and
 /// WINDOW_UPDATE too) are not a request head: the idle timeout, not the header timeout, ends it.
 #[test]

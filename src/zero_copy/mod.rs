@@ -220,7 +220,7 @@ pub struct ZeroCopyStream {
     timer_waker: Option<Waker>,
     /// The pacing rate set on the socket now.
     pacing: AppliedPacing,
-    /// After how long idle to ask for parking (plain HTTP/1.1 only; see
+    /// After how long idle to ask for parking (HTTP/1.1, plain or over TLS; see
     /// [`ZeroCopyStream::park_when_idle`]).
     park_after: Option<Duration>,
     /// No parking before this (set when a parked connection resumes, so that a connection
@@ -303,6 +303,15 @@ impl ZeroCopyStream {
     pub fn replay(&mut self, bytes: bytes::Bytes) {
         debug_assert!(self.replay.is_empty());
         self.replay = bytes;
+    }
+
+    /// Over TLS: the parser read plaintext this stream's reads did not carry at that moment
+    /// (bytes replayed above TLS after parking, or records rustls had decrypted earlier). For
+    /// the header timeout and eviction that is a request head starting, as a socket read is.
+    pub(crate) fn plaintext_arrived(&mut self) {
+        let mut clock = PollClock::default();
+        self.track_requests(&mut clock);
+        self.bytes_arrived(&mut clock);
     }
 
     /// A read returned (bytes, the end, or an error), from the socket or from the replay.
