@@ -753,9 +753,11 @@ impl StopSignal {
     fn new(channel: &tokio::sync::watch::Receiver<()>) -> StopSignal {
         let mut registered = channel.clone();
         StopSignal {
-            registration: Box::pin(async move {
+            // Unconstrained: with the task's coop budget spent, `changed()` would return
+            // `Pending` without registering, and this one poll would be wasted for good.
+            registration: Box::pin(tokio::task::unconstrained(async move {
                 let _ = registered.changed().await;
-            }),
+            })),
             registered: false,
             channel: channel.clone(),
         }
