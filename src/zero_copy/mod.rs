@@ -392,13 +392,21 @@ impl ZeroCopyStream {
         ))
     }
 
+    /// Waiting for a next request with nothing of it received and nothing of the last response
+    /// left to send. A response's end can wait after its request stopped counting (over TLS the
+    /// session takes it and sends it later): until it is out, ending the connection to park it
+    /// or to evict it would close one the client did not ask to keep, or cut the response.
+    fn awaits_head(&self) -> bool {
+        !self.head_bytes_seen && self.stalled_since.is_none()
+    }
+
     /// While idle with no byte of a next request: once the park delay has passed, says so
     /// through [`ConnShared::take_park_request`] (arming the timer for that moment if need be).
     fn request_park_when_due(&mut self, cx: &mut Context<'_>, clock: &mut PollClock) {
         if let Some(after) = self.park_after {
             let due =
                 (self.idle_since + after).max(self.park_not_before.unwrap_or(self.idle_since));
-            if !self.head_bytes_seen && self.deadline_passed(due, cx, clock) {
+            if self.awaits_head() && self.deadline_passed(due, cx, clock) {
                 self.shared.park_requested.store(true, Ordering::Release);
             }
         }
@@ -491,6 +499,8 @@ impl ZeroCopyStream {
                 Poll::Ready(Ok(n))
             }
             Poll::Pending => {
+                // Bytes to send: not evictable until they are out (see `awaits_head`).
+                self.shared.evictable.store(false, Ordering::Release);
                 let since = *self.stalled_since.get_or_insert_with(|| clock.now());
                 if self.deadline_passed(since + self.timeouts.send, cx, clock) {
                     tracing::debug!("client accepted no bytes for the send timeout; closing");
@@ -622,7 +632,7 @@ impl Read for ZeroCopyStream {
                     }
                     return Poll::Pending;
                 }
-                if !this.head_bytes_seen {
+                if this.awaits_head() {
                     this.shared.wait_evictable(cx.waker());
                 }
                 if this.head_started.is_none() {
@@ -688,7 +698,7 @@ impl Write for ZeroCopyStream {
         // client sends more: the idle clock must be armed here, not only on the next read.
         this.track_requests(&mut clock);
         if !this.was_busy && this.head_started.is_none() {
-            if !this.head_bytes_seen {
+            if this.awaits_head() {
                 this.shared.wait_evictable(cx.waker());
             }
             // Only arms (or keeps) the timer; the read side reports the timeout (or asks for
@@ -778,6 +788,97 @@ mod tests {
         let mut expected = b"HEAD-BYTES\r\n".to_vec();
         expected.extend_from_slice(&content[1000..251_000]);
         (reader.join().unwrap(), expected, stats)
+    }
+
+    /// Polls `poll` once: its outcome, `Pending` included.
+    async fn poll_once<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await
+    }
+
+    /// Polls an idle connection as hyper does between requests: a read (nothing to read) and a
+    /// flush. Whether the read waited and the flush was done.
+    async fn poll_idle(stream: &mut ZeroCopyStream) -> Poll<(bool, bool)> {
+        let mut storage = [0u8; 64];
+        poll_once(|cx| {
+            let mut buf = hyper::rt::ReadBuf::new(&mut storage);
+            let read = Pin::new(&mut *stream).poll_read(cx, buf.unfilled());
+            let flush = Pin::new(&mut *stream).poll_flush(cx);
+            Poll::Ready((read.is_pending(), flush.is_ready()))
+        })
+        .await
+    }
+
+    /// A connection whose last bytes are not all sent (over TLS, the end of a response waits
+    /// in the session after its request stopped counting) is neither evictable nor asked to
+    /// park, however long past the park delay; once they are out, it is both.
+    #[tokio::test]
+    async fn bytes_left_to_send_keep_an_idle_connection_from_parking_and_eviction() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let shared = Arc::new(ConnShared::default());
+        let mut stream = ZeroCopyStream::new(
+            tcp,
+            Arc::clone(&shared),
+            Arc::new(ServerStats::default()),
+            timeouts(),
+            FileStrategy::for_connection(Mode::Sendfile, 4096, Transport::Plain),
+        );
+        stream.park_when_idle(Duration::from_millis(10));
+        // A request came and went: idle, no head started.
+        shared.started.fetch_add(1, Ordering::AcqRel);
+        let block = vec![7u8; 1 << 16];
+        // The peer reads nothing: write until the socket takes no more.
+        loop {
+            match poll_once(|cx| Pin::new(&mut stream).poll_write(cx, &block)).await {
+                Poll::Ready(Ok(n)) => assert!(n > 0),
+                Poll::Pending => break,
+                Poll::Ready(Err(error)) => panic!("{error}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            poll_idle(&mut stream).await,
+            Poll::Ready((true, true))
+        ));
+        assert!(
+            !shared.awaits_new_request(),
+            "evictable with bytes left to send"
+        );
+        assert!(
+            !shared.take_park_request(),
+            "asked to park with bytes left to send"
+        );
+
+        // The peer reads everything: the next write goes out, and the idle connection may be
+        // evicted and parked.
+        let reader = std::thread::spawn(move || {
+            let mut received = Vec::new();
+            peer.read_to_end(&mut received).unwrap();
+        });
+        loop {
+            match poll_once(|cx| Pin::new(&mut stream).poll_write(cx, b"end")).await {
+                Poll::Ready(Ok(n)) if n > 0 => break,
+                Poll::Ready(Err(error)) => panic!("{error}"),
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+        assert!(matches!(
+            poll_idle(&mut stream).await,
+            Poll::Ready((true, true))
+        ));
+        assert!(
+            shared.awaits_new_request(),
+            "not evictable once all is sent"
+        );
+        assert!(
+            shared.take_park_request(),
+            "not asked to park once all is sent"
+        );
+        drop(stream);
+        reader.join().unwrap();
     }
 
     #[tokio::test]
