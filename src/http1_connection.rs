@@ -106,6 +106,11 @@ impl ParkableStream for TlsHttp1Stream {
     }
 
     fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Evicted first, as the plain stream does: plaintext held above the socket must not
+        // bring a new parser to a connection that was closed to make room.
+        if let Some(evicted) = self.zero_copy().eviction() {
+            return Poll::Ready(Err(evicted));
+        }
         if !self.replay.is_empty() {
             return Poll::Ready(Ok(()));
         }
@@ -128,14 +133,17 @@ impl Read for TlsHttp1Stream {
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(evicted) = this.zero_copy().eviction() {
+            return Poll::Ready(Err(evicted));
+        }
         if read_replayed(&mut this.replay, &mut buf) {
             this.zero_copy().plaintext_arrived();
             return Poll::Ready(Ok(()));
         }
         // Plaintext can come without a socket read (rustls decrypted it earlier): the stream
-        // underneath is told, or a pipelined head's second half would wait under the idle
-        // timeout instead of the header timeout.
-        // As a socket read, any outcome counts (bytes, the end, or an error).
+        // underneath is told, as a socket read would tell it (of bytes, the end or an error),
+        // or a pipelined head's second half would wait under the idle timeout instead of the
+        // header timeout.
         let read = Pin::new(&mut this.tls).poll_read(cx, buf);
         if read.is_ready() {
             this.zero_copy().plaintext_arrived();

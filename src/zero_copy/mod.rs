@@ -330,7 +330,7 @@ impl ZeroCopyStream {
     }
 
     /// The error that ends the connection if it was evicted to make room for a new one.
-    fn eviction(&self) -> Option<io::Error> {
+    pub(crate) fn eviction(&self) -> Option<io::Error> {
         if !self.shared.evicted.load(Ordering::Acquire) {
             return None;
         }
