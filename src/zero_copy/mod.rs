@@ -394,8 +394,8 @@ impl ZeroCopyStream {
 
     /// Waiting for a next request with nothing of it received and nothing of the last response
     /// left to send. A response's end can wait after its request stopped counting (over TLS the
-    /// session takes it and sends it later): until it is out, ending the connection to park it
-    /// or to evict it would close one the client did not ask to keep, or cut the response.
+    /// session takes it and sends it later): until it is out, closing the connection to make
+    /// room would cut the response short, and the connection is not idle, so not parked either.
     fn awaits_head(&self) -> bool {
         !self.head_bytes_seen && self.stalled_since.is_none()
     }
