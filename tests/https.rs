@@ -757,16 +757,8 @@ fn an_idle_https_http1_connection_is_parked_and_served_again_on_the_same_session
     }
 
     let before = parked(&server);
-    tls.write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
-    tls.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        parked(&server),
-        before,
-        "parked with half a request head read"
-    );
-    tls.write_all(b"st: localhost\r\n\r\n").unwrap();
-    assert_eq!(read_one_response(&mut tls).body, b"parked over TLS");
+    let response = get_in_two_halves_unparked(&mut tls, "/a.txt", "localhost", || parked(&server));
+    assert_eq!(response.body, b"parked over TLS");
 
     assert_parked_exactly(before + 1, || parked(&server));
     let stopping = Instant::now();

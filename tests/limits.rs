@@ -381,15 +381,8 @@ fn an_idle_keep_alive_connection_is_parked_and_served_again_on_the_same_socket()
     }
 
     let before = parked(&server);
-    stream.write_all(b"GET /a.txt HTTP/1.1\r\nHo").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        parked(&server),
-        before,
-        "parked with half a request head read"
-    );
-    stream.write_all(b"st: x\r\n\r\n").unwrap();
-    assert_eq!(read_one_response(&mut stream).body, b"parked and back");
+    let response = get_in_two_halves_unparked(&mut stream, "/a.txt", "x", || parked(&server));
+    assert_eq!(response.body, b"parked and back");
 
     assert_parked_exactly(before + 1, || parked(&server));
     stream

@@ -326,6 +326,28 @@ pub fn assert_parked_exactly(expected: u64, mut parked: impl FnMut() -> u64) {
     assert_eq!(parked(), expected, "parked more often than it was idle");
 }
 
+/// Sends `GET path` with `host` in two halves, longer than the park delay apart, and reads the
+/// response: the parked-connections counter must not move in between (bytes of a head in
+/// progress keep the parser), whether the stream is plain or TLS.
+pub fn get_in_two_halves_unparked(
+    stream: &mut (impl Read + Write),
+    path: &str,
+    host: &str,
+    mut parked: impl FnMut() -> u64,
+) -> Response {
+    let before = parked();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHo").as_bytes())
+        .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(parked(), before, "parked with half a request head read");
+    stream
+        .write_all(format!("st: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    read_one_response(stream)
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream
