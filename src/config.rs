@@ -107,6 +107,16 @@ pub struct Config {
     #[arg(long, env = "REELSERVE_SEND_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
     pub send_timeout: Duration,
 
+    /// Bytes a connection's socket may hold that the network has not taken yet
+    /// (TCP_NOTSENT_LOWAT; sizes like 128k; at least 128k, or 0 for the system's setting, which
+    /// is unlimited unless net.ipv4.tcp_notsent_lowat says otherwise). A short queue costs more,
+    /// smaller sendfile calls, but a seek's first bytes (or another HTTP/2 stream's) no longer
+    /// wait behind megabytes queued earlier; on loopback it is also faster (see the README).
+    /// Linux only; elsewhere accepted and ignored.
+    #[arg(long, env = "REELSERVE_TCP_NOTSENT_LOWAT", value_name = "SIZE",
+          default_value = "128k", value_parser = parse_notsent_lowat)]
+    pub tcp_notsent_lowat: u32,
+
     /// Connections served at once. At the limit, connections waiting for a request they have not
     /// started (idle keep-alive, or silent since accept) are closed, oldest first, to admit new
     /// clients; if there are none, new clients wait until a connection closes.
@@ -405,6 +415,30 @@ fn parse_log_filter(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// The smallest `--tcp-notsent-lowat` but 0. The kernel holds back the last segment of a
+/// `sendfile` that was told more bytes follow (`MSG_MORE`), until they do; and it wakes a writer
+/// only once less than half the limit is unsent. Loopback segments reach 64 KiB, so under
+/// 128 KiB that one held segment can keep the writer asleep, and the response stalls until a
+/// 200 ms timer sends it.
+pub const MIN_TCP_NOTSENT_LOWAT: u32 = 128 * 1024;
+
+/// `--tcp-notsent-lowat`: 0, or [`MIN_TCP_NOTSENT_LOWAT`] up to what the kernel's `int` holds.
+fn parse_notsent_lowat(text: &str) -> Result<u32, String> {
+    let bytes = parse_byte_size(text)?;
+    if bytes == 0 {
+        return Ok(0);
+    }
+    if bytes < u64::from(MIN_TCP_NOTSENT_LOWAT) {
+        return Err(format!(
+            "`{text}`: give 0 (the system's setting) or at least 128k; below 128k a loopback \
+             connection can stall for 200 ms at a time"
+        ));
+    }
+    i32::try_from(bytes)
+        .map(|bytes| bytes.unsigned_abs())
+        .map_err(|_| format!("`{text}` is too large; the kernel takes up to 2147483647"))
+}
+
 fn parse_rate(text: &str) -> Result<u64, String> {
     match parse_byte_size(text)? {
         0 => Err(format!("`{text}`: a rate must be more than 0")),
@@ -629,6 +663,23 @@ mod tests {
         assert!(Config::try_parse_from(["reelserve", "--limit-rate", "0"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--pace", "0"]).is_err());
         assert!(Config::try_parse_from(["reelserve", "--limit-rate-after", "1q"]).is_err());
+    }
+
+    #[test]
+    fn notsent_lowat_defaults_to_128k_and_refuses_values_that_can_stall() {
+        let parse = |value: &str| {
+            Config::try_parse_from(["reelserve", "--tcp-notsent-lowat", value])
+                .map(|config| config.tcp_notsent_lowat)
+        };
+        let config = Config::try_parse_from(["reelserve"]).unwrap();
+        assert_eq!(config.tcp_notsent_lowat, 128 * 1024);
+        assert_eq!(parse("0").unwrap(), 0);
+        assert_eq!(parse("128k").unwrap(), MIN_TCP_NOTSENT_LOWAT);
+        assert_eq!(parse("1m").unwrap(), 1 << 20);
+        assert_eq!(parse("2147483647").unwrap(), i32::MAX as u32);
+        for refused in ["16k", "131071", "2g", "off", "-1"] {
+            assert!(parse(refused).is_err(), "{refused} was accepted");
+        }
     }
 
     #[test]

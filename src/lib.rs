@@ -20,7 +20,7 @@
 //! | [`body`] | response bodies; `--mode` and the per-connection [`body::FileStrategy`] |
 //! | [`zero_copy`] | the connection IO: `sendfile(2)` for mapped chunks, and every timeout |
 //! | [`service`] | the hyper service: ties the layers together, access log |
-//! | [`server`] | accept loop, graceful shutdown; HTTPS with HTTP/2 by ALPN |
+//! | [`server`] | accept loop, graceful shutdown; HTTPS with HTTP/2 by ALPN; the listener's `--tcp-notsent-lowat` |
 //! | [`http1_connection`] | an HTTP/1.1 connection (plain or over TLS), parked without hyper's buffers while idle |
 //! | [`admission`] | connection slots: per-client limit (429), `--max-connections`, making room |
 //! | [`state`] | what every connection shares |

@@ -224,8 +224,8 @@ impl Server {
         } else {
             Scheduler::WorkStealing(threads)
         };
-        let listener =
-            bind_listener(config.addr).map_err(|e| StartupError::Bind(config.addr, e))?;
+        let listener = bind_listener(config.addr, config.tcp_notsent_lowat)
+            .map_err(|e| StartupError::Bind(config.addr, e))?;
         let signing = load_signing_keys(&config)?;
         let cors = CorsPolicy::new(&config.cors_origins).map_err(StartupError::Cors)?;
         let metrics_listener = bind_metrics(&config)?;
@@ -808,15 +808,36 @@ fn check_root_readable(root: &std::path::Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Binds the listening socket.
-fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// Binds the listening socket, with `--tcp-notsent-lowat` (0: the system's setting). Accepted
+/// sockets inherit the listener's TCP options, so the limit costs no system call per connection.
+fn bind_listener(addr: SocketAddr, notsent_lowat: u32) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // As std and tokio do: a restarted server can bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
+    if notsent_lowat > 0 {
+        if let Err(error) = limit_unsent_bytes(&socket, notsent_lowat) {
+            tracing::warn!(%error, "TCP_NOTSENT_LOWAT not set; sockets queue what the system allows");
+        }
+    }
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Caps the bytes a socket holds that the network has not taken yet (`TCP_NOTSENT_LOWAT`): a
+/// write waits until fewer remain. On loopback this matters for speed: with megabytes queued,
+/// the client's acknowledgements release them, so the client's CPU delivers the server's
+/// segments; with a short queue the server's own `sendfile` does.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn limit_unsent_bytes(socket: &socket2::Socket, bytes: u32) -> io::Result<()> {
+    socket.set_tcp_notsent_lowat(bytes)
+}
+
+/// Elsewhere the option is not offered: sockets queue what the system allows.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn limit_unsent_bytes(_socket: &socket2::Socket, _bytes: u32) -> io::Result<()> {
+    Ok(())
 }
 
 /// hyper's connection settings, made once: HTTP/1.1 (plain, or over TLS by ALPN) and HTTP/2
@@ -981,6 +1002,26 @@ fn body_strategies(mode: Mode, chunk_size: usize, tls: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limit is set once, on the listener: this checks the kernel hands it down to every
+    /// accepted socket, and that 0 leaves the system's setting.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn accepted_sockets_inherit_the_notsent_limit_from_the_listener() {
+        let accepted_limit = |notsent_lowat: u32| {
+            let listener = bind_listener("127.0.0.1:0".parse().unwrap(), notsent_lowat).unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            let limit = socket2::SockRef::from(&accepted)
+                .tcp_notsent_lowat()
+                .unwrap();
+            drop(client);
+            limit
+        };
+        assert_eq!(accepted_limit(256 * 1024), 256 * 1024);
+        // Unset, a socket reports 0, which the kernel reads as "use net.ipv4.tcp_notsent_lowat".
+        assert_eq!(accepted_limit(0), 0);
+    }
 
     #[test]
     fn a_root_that_cannot_be_listed_is_refused_at_start() {

@@ -581,3 +581,159 @@ fn http1_1_requests_need_exactly_one_host_field() {
         "200"
     );
 }
+
+/// Bytes the kernel holds for the server's socket `server_port` -> `client_port` that the
+/// client has not acknowledged (`tx_queue` in /proc/net/tcp: unsent, plus sent and not yet
+/// acknowledged).
+fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port_of = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+        if port_of(local)? != server_port || port_of(remote)? != client_port {
+            return None;
+        }
+        u64::from_str_radix(queues.split(':').next()?, 16).ok()
+    })
+}
+
+/// Asks for a 16 MiB file on a socket with a 64 KiB receive buffer and never reads: what the
+/// server's socket queues once it settles (it stays the same for half a second).
+fn queued_for_a_client_that_never_reads(server: &TestServer) -> u64 {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let client_port = stream.local_addr().unwrap().port();
+    let queued = || server_send_queue(server.addr.port(), client_port).unwrap_or(0);
+    let mut last = 0;
+    let settled = eventually(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = queued();
+        let same = now > 0 && now == last;
+        last = now;
+        same
+    });
+    assert!(
+        settled,
+        "the server's send queue never settled (last {last} bytes)"
+    );
+    drop(stream);
+    last
+}
+
+/// A client that stops reading makes the kernel hold the server's unsent bytes (for sendfile,
+/// references to page-cache pages). `--tcp-notsent-lowat` (128 KiB by default) bounds them in
+/// every mode; without it the kernel lets the queue grow to its send buffer, megabytes.
+#[test]
+fn a_client_that_stops_reading_holds_a_short_send_queue_in_every_mode() {
+    let root = TestRoot::new();
+    root.file("big.bin", &pattern(16 * MIB, 9));
+    // The limit, plus the one segment (up to 64 KiB on loopback) a write may add past it, plus
+    // what the client's full receive buffer has taken but the server has not yet seen acked.
+    let bound = (128 + 64 + 64) * 1024;
+    for mode in modes() {
+        let server = TestServer::start(root.path(), &["--mode", mode]);
+        let queued = queued_for_a_client_that_never_reads(&server);
+        assert!(
+            queued <= bound,
+            "{mode}: {queued} bytes queued for a client that does not read (bound {bound})"
+        );
+    }
+    // The same attack with the system's setting, to show the measurement sees the difference
+    // (only where the system sets no limit of its own).
+    let system =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_notsent_lowat").unwrap_or_default();
+    if system.trim() == u32::MAX.to_string() {
+        let server = TestServer::start(root.path(), &["--tcp-notsent-lowat", "0"]);
+        let queued = queued_for_a_client_that_never_reads(&server);
+        assert!(
+            queued > 4 * bound,
+            "without a limit only {queued} bytes were queued; the test cannot tell the difference"
+        );
+    }
+}
+
+/// Over HTTP/2 a player seeks on the same connection: it resets the stream it was reading and
+/// asks for a new range. Whatever the server has queued in its socket for the old stream still
+/// arrives first. A client reading slowly (here: not at all for a second) lets that queue grow
+/// to the kernel's send buffer, megabytes, unless `--tcp-notsent-lowat` (128 KiB by default)
+/// bounds it. Returns the bytes the client read after the seek before the new range's head.
+fn bytes_in_front_of_a_seek_over_http2(server: &TestServer, cert: &TestCert) -> u64 {
+    runtime().block_on(async {
+        let mut builder = h2::client::Builder::new();
+        builder
+            .initial_window_size(i32::MAX as u32)
+            .initial_connection_window_size(i32::MAX as u32);
+        let (client, connection, reading) =
+            h2_client::connect_pausable(server.addr, &cert.cert, &builder, 64 * 1024).await;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client.ready().await.expect("ready");
+        let (response, _) = client
+            .send_request(h2_client::get("/movie/big.mp4"), true)
+            .expect("send");
+        let playing = response.await.expect("the first response's head");
+        assert_eq!(playing.status(), 200);
+        reading.pause();
+        // Let the server fill whatever it is allowed to.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(playing); // RST_STREAM: the player seeks away.
+        let mut client = client.ready().await.expect("ready");
+        let seek = http::Request::builder()
+            .uri("https://localhost/movie/big.mp4")
+            .header("range", "bytes=1000-1999")
+            .body(())
+            .expect("request");
+        let (response, _) = client.send_request(seek, true).expect("send");
+        let read_at_seek = reading.bytes_read();
+        reading.resume();
+        let seeked = tokio::time::timeout(Duration::from_secs(10), response)
+            .await
+            .expect("the seek's answer within 10 s")
+            .expect("the seek's head");
+        assert_eq!(seeked.status(), 206);
+        let in_front = reading.bytes_read() - read_at_seek;
+        driver.abort();
+        in_front
+    })
+}
+
+#[test]
+fn an_http2_seek_waits_behind_a_short_send_queue() {
+    let Some(cert) = TestCert::new() else { return };
+    let root = TestRoot::new();
+    root.file("movie/big.mp4", &pattern(32 * MIB, 6));
+    let server = TestServer::start_https(root.path(), &cert, &[]);
+    let in_front = bytes_in_front_of_a_seek_over_http2(&server, &cert);
+    eprintln!("in front of the seek: {in_front} bytes");
+    // The 128 KiB limit and one segment past it, rustls' 64 KiB of outgoing records, the body
+    // chunk being written (128 KiB over TLS), and the client's full receive buffer.
+    assert!(
+        in_front <= 768 * 1024,
+        "{in_front} bytes arrived before the seek's answer"
+    );
+    let system =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_notsent_lowat").unwrap_or_default();
+    if system.trim() == u32::MAX.to_string() {
+        let server = TestServer::start_https(root.path(), &cert, &["--tcp-notsent-lowat", "0"]);
+        let unbounded = bytes_in_front_of_a_seek_over_http2(&server, &cert);
+        eprintln!("in front of the seek with the system's setting: {unbounded} bytes");
+        assert!(
+            unbounded > 2 * in_front.max(768 * 1024),
+            "with the system's setting only {unbounded} bytes were in front; the test cannot \
+             tell the difference"
+        );
+    }
+}

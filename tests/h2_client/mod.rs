@@ -104,6 +104,107 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stalling<T> {
     }
 }
 
+/// Pauses and resumes a [`Pausable`] connection's reading, and counts the bytes it has read.
+#[derive(Default)]
+pub struct ReadControl {
+    paused: AtomicBool,
+    waker: std::sync::Mutex<Option<std::task::Waker>>,
+    bytes_read: std::sync::atomic::AtomicU64,
+}
+
+impl ReadControl {
+    /// From the next read on, the client reads nothing (it still writes).
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Reads again, waking the connection if it waits on a paused read.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+        if let Some(waker) = self.waker.lock().expect("waker").take() {
+            waker.wake();
+        }
+    }
+
+    /// Bytes read from the socket so far (TLS records, before decryption).
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Acquire)
+    }
+}
+
+/// An IO whose reading a [`ReadControl`] pauses and resumes.
+pub struct Pausable<T> {
+    inner: T,
+    control: Arc<ReadControl>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Pausable<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.control.paused.load(Ordering::Acquire) {
+            *self.control.waker.lock().expect("waker") = Some(cx.waker().clone());
+            // resume() may have run between the check and the store.
+            if self.control.paused.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.control.bytes_read.fetch_add(read, Ordering::AcqRel);
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Pausable<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Like [`connect`], over a socket with a receive buffer of `receive_buffer` bytes whose reads
+/// (below TLS, so bytes are counted as they arrive) the returned [`ReadControl`] pauses.
+pub async fn connect_pausable(
+    addr: SocketAddr,
+    cert: &Path,
+    builder: &h2::client::Builder,
+    receive_buffer: u32,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    h2::client::Connection<TlsStream<Pausable<TcpStream>>, Bytes>,
+    Arc<ReadControl>,
+) {
+    let tcp = TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(receive_buffer).expect("SO_RCVBUF");
+    let tcp = tcp.connect(addr).await.expect("connect");
+    let control = Arc::new(ReadControl::default());
+    let pausable = Pausable {
+        inner: tcp,
+        control: Arc::clone(&control),
+    };
+    let tls = tls_over_io(pausable, cert).await;
+    let (send, connection) = builder
+        .handshake::<_, Bytes>(tls)
+        .await
+        .expect("HTTP/2 handshake");
+    (send, connection, control)
+}
+
 /// A TLS stream to `addr` that negotiated `h2`.
 pub async fn tls_connect(addr: SocketAddr, cert: &Path) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.expect("connect");
@@ -112,6 +213,14 @@ pub async fn tls_connect(addr: SocketAddr, cert: &Path) -> TlsStream<TcpStream> 
 
 /// TLS (trusting `cert`, offering only `h2`) over `tcp`.
 async fn tls_over(tcp: TcpStream, cert: &Path) -> TlsStream<TcpStream> {
+    tls_over_io(tcp, cert).await
+}
+
+/// TLS (trusting `cert`, offering only `h2`) over any IO.
+async fn tls_over_io<IO>(tcp: IO, cert: &Path) -> TlsStream<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
