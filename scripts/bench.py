@@ -246,6 +246,10 @@ def reelserve_servers(modes: list[str]) -> list[Server]:
         # The default scheduler is per-core event loops; this row is the other one.
         reelserve(f"reelserve-{default}-work-stealing", "--mode", default,
                   "--scheduler", "work-stealing", *ACCESS_LOG_OFF),
+        # The kernel's own send queue (megabytes), instead of the default 128 KiB of unsent
+        # bytes: what --tcp-notsent-lowat changes, side by side.
+        reelserve(f"reelserve-{default}-full-queue", "--mode", default,
+                  "--tcp-notsent-lowat", "0", *ACCESS_LOG_OFF),
         # Descriptors kept for 60 s, against nginx with open_file_cache.
         reelserve(f"reelserve-{default}-ofc", "--mode", default, "--open-file-cache", "60",
                   *ACCESS_LOG_OFF, baseline="nginx-ofc"),
